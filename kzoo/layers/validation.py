@@ -1,0 +1,84 @@
+"""Checks on the tensors users hand in.
+
+JAX clamps out-of-range gathers silently and TF's XLA path does the same, so an id past the vocabulary would
+quietly read the last embedding row. These checks turn that into a clear error: eagerly with numpy when the
+values are concrete, inside `jax.jit` with a host callback, and with graph asserts in a `tf.function`.
+"""
+
+import numpy as np
+from keras import ops
+
+from keras import backend as keras_backend
+
+
+def is_concrete(x):
+    """True when `x` holds values we can read now (not a symbolic or traced tensor)."""
+    if isinstance(x, (np.ndarray, list, tuple, int)):
+        return True
+    name = keras_backend.backend()
+    if name == "jax":
+        import jax
+
+        return not isinstance(x, jax.core.Tracer)
+    if name == "tensorflow":
+        import tensorflow as tf
+
+        return tf.executing_eagerly() and hasattr(x, "numpy")
+    if name == "torch":
+        return not getattr(x, "is_meta", False)
+    return False
+
+
+def _check_range_numpy(values, low, high, what):
+    values = np.asarray(values)
+    bad = (values < low) | (values >= high)
+    if bad.any():
+        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        raise ValueError(
+            f"{what} has value {int(values[index])} at index {index}; "
+            f"every value must be in [0, {high}) (limit {high})."
+        )
+
+
+def check_ids_in_range(ids, limit, what):
+    """Raise `ValueError` naming `what`, the offending value and `limit` unless `0 <= ids < limit`."""
+    if keras_backend.is_keras_tensor(ids):
+        return
+    if is_concrete(ids):
+        if hasattr(ids, "cpu"):  # torch
+            ids = ids.detach().cpu()
+        _check_range_numpy(ops.convert_to_numpy(ids), 0, limit, what)
+        return
+    name = keras_backend.backend()
+    if name == "jax":
+        import jax
+
+        jax.debug.callback(lambda v: _check_range_numpy(v, 0, limit, what), ids)
+    elif name == "tensorflow":
+        import tensorflow as tf
+
+        message = f"{what} must be in [0, {limit}) (limit {limit})"
+        tf.debugging.assert_non_negative(ids, message=message)
+        tf.debugging.assert_less(ids, tf.cast(limit, ids.dtype), message=message)
+
+
+def check_sequence_length(length, limit, what="token_ids"):
+    """Raise `ValueError` when a static sequence length exceeds the model's `max_sequence_length`."""
+    if length is not None and length > limit:
+        raise ValueError(
+            f"{what} has sequence length {length}, longer than max_sequence_length={limit}."
+        )
+
+
+def require_keys(inputs, keys, model_name):
+    """Raise `ValueError` naming the missing input keys of a dict input."""
+    if not isinstance(inputs, dict):
+        raise ValueError(
+            f"{model_name} expects a dict with keys {sorted(keys)}; got {type(inputs).__name__}."
+        )
+    missing = [key for key in keys if key not in inputs]
+    if missing:
+        raise ValueError(
+            f"{model_name} input is missing key(s) {missing}; expected {sorted(keys)}, "
+            f"got {sorted(inputs)}."
+        )

@@ -1,0 +1,13 @@
+"""kzoo models: backbones, pretrainers and (later) task models."""
+
+from kzoo.models.albert import AlbertBackbone
+from kzoo.models.backbone import Backbone
+from kzoo.models.bert import BertBackbone
+from kzoo.models.distil_bert import DistilBertBackbone
+from kzoo.models.presets import PRESETS
+from kzoo.models.pretrainers import AlbertPretrainer, BertPretrainer, DistilBertMaskedLM, Pretrainer
+
+__all__ = [
+    "AlbertBackbone", "AlbertPretrainer", "Backbone", "BertBackbone", "BertPretrainer", "DistilBertBackbone",
+    "DistilBertMaskedLM", "PRESETS", "Pretrainer",
+]

@@ -1,0 +1,118 @@
+"""The backbone base class: a functional `keras.Model` with keras-hub's dict inputs and outputs."""
+
+import os
+
+import keras
+
+from kzoo.layers import Pooler
+from kzoo.layers.validation import require_keys
+from kzoo.models import preset_io
+from kzoo.models.presets import PRESETS, preset_names
+
+
+class Backbone(keras.Model):
+    """An encoder: `{"token_ids", "segment_ids", "padding_mask"}` → `{"sequence_output", "pooled_output"}`.
+
+    Subclasses make the embedding and the stack and call `_build_graph`; the graph, presets, hidden states,
+    input checks and the config round trip live here once. `with_hidden_states()` returns a model that shares
+    these weights and also outputs `"hidden_states"`: the L + 1 hidden states (embedding output first).
+    """
+
+    has_pooler = True
+    uses_segments = True
+
+    def _build_graph(self, embedding, encoder, dtype=None, name=None, **kwargs):
+        inputs = {
+            "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
+            "padding_mask": keras.Input(shape=(None,), dtype="int32", name="padding_mask"),
+        }
+        if self.uses_segments:
+            inputs["segment_ids"] = keras.Input(shape=(None,), dtype="int32", name="segment_ids")
+        x = embedding(inputs["token_ids"], inputs.get("segment_ids"))
+        hidden_states = encoder(x, inputs["padding_mask"], return_hidden_states=True)
+        outputs = {"sequence_output": hidden_states[-1]}
+        pooler = None
+        if self.has_pooler:
+            pooler = Pooler(encoder.block_kwargs["hidden_dim"], dtype=embedding.dtype_policy, name="pooler")
+            outputs["pooled_output"] = pooler(hidden_states[-1])
+        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, name=name, **kwargs)
+        self.embedding = embedding
+        self.encoder = encoder
+        self.pooler = pooler
+        self._hidden_state_tensors = hidden_states
+        self._hidden_states_model = None
+
+    @property
+    def token_embedding(self):
+        """The word-embedding layer (a `keras.layers.Embedding`) that MLM heads tie to."""
+        return self.embedding.token_embedding
+
+    @property
+    def input_keys(self):
+        return ("token_ids", "segment_ids", "padding_mask") if self.uses_segments else ("token_ids", "padding_mask")
+
+    def call(self, inputs, training=None, mask=None):
+        require_keys(inputs, self.input_keys, type(self).__name__)
+        return super().call({key: inputs[key] for key in self.input_keys}, training=training, mask=mask)
+
+    def with_hidden_states(self):
+        """A model sharing these weights whose outputs add `"hidden_states"` (a list of L + 1 tensors)."""
+        if self._hidden_states_model is None:
+            outputs = dict(self.outputs_dict, hidden_states=list(self._hidden_state_tensors))
+            self._hidden_states_model = keras.Model(self.input, outputs, name=f"{self.name}_hidden_states")
+        return self._hidden_states_model
+
+    @property
+    def outputs_dict(self):
+        names = ["sequence_output"] + (["pooled_output"] if self.has_pooler else [])
+        return dict(zip(names, self.outputs))
+
+    # Presets -------------------------------------------------------------------------------------------
+    @classmethod
+    def presets(cls):
+        return preset_names(cls.__name__ if cls is not Backbone else None)
+
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """Build from a preset name (architecture, random init) or a directory written by `save_to_preset`.
+
+        Keyword arguments override the preset's config (e.g. `dropout=0.0`, `dtype="mixed_bfloat16"`).
+        """
+        if isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
+            record = preset_io.read_preset_config(preset)
+            if record["class_name"] != cls.__name__ and cls is not Backbone:
+                raise ValueError(
+                    f"{preset} holds a {record['class_name']}, not a {cls.__name__}."
+                )
+            target = _backbone_class(record["class_name"])
+            model = target(**{**record["config"], **kwargs})
+            if load_weights:
+                model.load_weights(preset_io.weights_path(preset))
+            return model
+        if preset not in PRESETS:
+            raise ValueError(
+                f"Unknown preset {preset!r}. Known presets for {cls.__name__}: {cls.presets()} "
+                "(or pass a directory written by save_to_preset)."
+            )
+        class_name, config, _ = PRESETS[preset]
+        if cls is not Backbone and class_name != cls.__name__:
+            raise ValueError(f"Preset {preset!r} is a {class_name}, not a {cls.__name__}.")
+        return _backbone_class(class_name)(**{**config, **kwargs})
+
+    def save_to_preset(self, directory, overwrite=False):
+        """Write `config.json` and `model.weights.h5` to `directory` (atomically)."""
+        preset_io.save_preset(self, directory, overwrite=overwrite)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "dtype": keras.dtype_policies.serialize(
+            self.dtype_policy)}
+
+
+def _backbone_class(class_name):
+    from kzoo import models
+
+    return getattr(models, class_name)

@@ -1,0 +1,57 @@
+"""Reading and writing preset directories: `config.json` (class + config) and `model.weights.h5`.
+
+The weights file is Keras' own `.weights.h5` (HDF5, no pickles), so one file loads on every backend.
+Writes go to a temporary sibling folder that is renamed into place, so a failed save leaves nothing behind.
+"""
+
+import json
+import os
+import shutil
+import tempfile
+
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.weights.h5"
+FORMAT = "kzoo"
+
+
+def save_preset(model, directory, overwrite=False):
+    """Write `model`'s class, config and weights to `directory` atomically."""
+    directory = os.path.abspath(directory)
+    if os.path.exists(directory) and not overwrite:
+        raise FileExistsError(f"{directory} already exists; pass overwrite=True to replace it.")
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".kzoo-", dir=parent)
+    try:
+        record = {"format": FORMAT, "class_name": type(model).__name__, "config": model.get_config()}
+        with open(os.path.join(staging, CONFIG_FILE), "w") as f:
+            json.dump(record, f, indent=2)
+        model.save_weights(os.path.join(staging, WEIGHTS_FILE))
+        if os.path.exists(directory):
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def read_preset_config(directory):
+    """Return the `{"class_name", "config"}` record of a preset directory, with errors naming the file."""
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{directory} is not a kzoo preset directory: {CONFIG_FILE} is missing.")
+    with open(path) as f:
+        try:
+            record = json.load(f)
+        except json.JSONDecodeError as error:
+            raise ValueError(f"{path} is not valid JSON: {error}") from error
+    if record.get("format") != FORMAT or "class_name" not in record or "config" not in record:
+        raise ValueError(f"{path} is not a kzoo preset config (expected format={FORMAT!r}, class_name, config).")
+    return record
+
+
+def weights_path(directory):
+    path = os.path.join(directory, WEIGHTS_FILE)
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{path} is missing: the preset directory has a config but no weights.")
+    return path

@@ -1,0 +1,210 @@
+"""Pretraining models: MLM (+ NSP for BERT, + SOP for ALBERT), logits only at the masked positions."""
+
+import os
+
+import keras
+from keras import ops
+
+from kzoo.layers import MaskedLMHead, NextSentenceHead, SentenceOrderHead
+from kzoo.models import preset_io
+from kzoo.layers.validation import require_keys
+from kzoo.models.albert import AlbertBackbone
+from kzoo.models.backbone import Backbone
+from kzoo.models.bert import BertBackbone
+from kzoo.models.distil_bert import DistilBertBackbone
+
+
+def weighted_cross_entropy(labels, logits, weights=None):
+    """Mean cross-entropy, weighted: Σ w·CE / Σ w, as BERT's reference code computes the MLM loss.
+
+    (Keras' `sum_over_batch_size` would divide by every slot, padded predictions included.)
+    """
+    losses = keras.losses.sparse_categorical_crossentropy(labels, ops.cast(logits, "float32"), from_logits=True)
+    if weights is None:
+        return ops.mean(losses)
+    weights = ops.cast(weights, "float32")
+    return ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1e-5)
+
+
+class Pretrainer(keras.Model):
+    """A backbone with a tied MLM head and, for BERT and ALBERT, a sentence-pair head.
+
+    Inputs: the backbone's inputs plus `mask_positions` (batch, P). Outputs: `{"mlm": (batch, P, V)}` plus
+    `{"nsp": (batch, 2)}` or `{"sop": (batch, 2)}`. Targets for `fit`: `y = {"mlm": mask_ids, "nsp": labels}`
+    (a bare `mask_ids` array also works for MLM-only models) and
+    `sample_weight = {"mlm": mask_weights (batch, P), "nsp": None or (batch,)}` (Keras wants one entry per
+    output); a `tf.data` pipeline may also yield the bare `mask_weights` array.
+    The loss is built in: MLM (weighted mean over real predictions) + the sentence-pair loss, unweighted
+    (DESIGN.md §4), so `compile()` needs only an optimizer. Logged: loss, mlm_loss, mlm_accuracy and the
+    pair task's loss and accuracy.
+    """
+
+    backbone_class = Backbone
+    pair_task = None  # "nsp" | "sop" | None
+    pair_head_class = None
+
+    def __init__(self, backbone, **kwargs):
+        inputs = dict(backbone.input)
+        inputs["mask_positions"] = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
+        features = backbone({key: inputs[key] for key in backbone.input_keys})
+        mlm_head = MaskedLMHead(
+            backbone.vocabulary_size, backbone.token_embedding.output_dim, token_embedding=backbone.token_embedding,
+            activation=backbone.activation, layer_norm_epsilon=backbone.layer_norm_epsilon,
+            initializer_range=backbone.initializer_range, dtype=backbone.dtype_policy, name="mlm_head",
+        )
+        outputs = {"mlm": mlm_head(features["sequence_output"], inputs["mask_positions"])}
+        pair_head = None
+        if self.pair_task is not None:
+            pair_head = self.pair_head_class(
+                initializer_range=backbone.initializer_range, dtype=backbone.dtype_policy,
+                name=f"{self.pair_task}_head",
+            )
+            outputs[self.pair_task] = pair_head(features["pooled_output"])
+        super().__init__(inputs=inputs, outputs=outputs, **kwargs)
+        self.backbone = backbone
+        self.mlm_head = mlm_head
+        self.pair_head = pair_head
+        self.mlm_loss_tracker = keras.metrics.Mean(name="mlm_loss")
+        self.mlm_accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy")
+        if self.pair_task is not None:
+            self.pair_loss_tracker = keras.metrics.Mean(name=f"{self.pair_task}_loss")
+            self.pair_accuracy = keras.metrics.SparseCategoricalAccuracy(name=f"{self.pair_task}_accuracy")
+
+    @property
+    def input_keys(self):
+        return tuple(self.backbone.input_keys) + ("mask_positions",)
+
+    def call(self, inputs, training=None, mask=None):
+        require_keys(inputs, self.input_keys, type(self).__name__)
+        return super().call({key: inputs[key] for key in self.input_keys}, training=training, mask=mask)
+
+    def compile(self, optimizer="adamw", loss=None, **kwargs):
+        if loss is not None:
+            raise ValueError(
+                f"{type(self).__name__} computes its own loss (MLM + {self.pair_task or 'nothing'}); "
+                "call compile() without `loss`."
+            )
+        super().compile(optimizer=optimizer, **kwargs)
+
+    def _targets(self, y):
+        if isinstance(y, dict):
+            missing = [key for key in ("mlm", self.pair_task) if key is not None and key not in y]
+            if missing:
+                raise ValueError(f"{type(self).__name__} targets are missing key(s) {missing}; got {sorted(y)}.")
+            return y["mlm"], (y[self.pair_task] if self.pair_task else None)
+        if self.pair_task is not None:
+            raise ValueError(
+                f"{type(self).__name__} needs y = {{'mlm': mask_ids, '{self.pair_task}': labels}}."
+            )
+        return y, None
+
+    def _weights(self, sample_weight):
+        """(mask_weights, pair_weights) from `{"mlm": w, "nsp": w_or_None}` or a bare mask-weights array."""
+        if isinstance(sample_weight, dict):
+            return sample_weight.get("mlm"), sample_weight.get(self.pair_task) if self.pair_task else None
+        return sample_weight, None
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        mask_ids, pair_labels = self._targets(y)
+        mask_weights, pair_weights = self._weights(sample_weight)
+        mlm_loss = weighted_cross_entropy(mask_ids, y_pred["mlm"], mask_weights)
+        self.mlm_loss_tracker.update_state(mlm_loss)
+        loss = mlm_loss
+        if self.pair_task is not None:
+            pair_loss = weighted_cross_entropy(pair_labels, y_pred[self.pair_task], pair_weights)
+            self.pair_loss_tracker.update_state(pair_loss)
+            loss = loss + pair_loss
+        for extra in self.losses:  # regularizers, if a user adds any
+            loss = loss + ops.cast(extra, loss.dtype)
+        return loss
+
+    def compute_metrics(self, x, y, y_pred, sample_weight=None):
+        mask_ids, pair_labels = self._targets(y)
+        mask_weights, pair_weights = self._weights(sample_weight)
+        self.mlm_accuracy.update_state(mask_ids, ops.cast(y_pred["mlm"], "float32"), sample_weight=mask_weights)
+        if self.pair_task is not None:
+            self.pair_accuracy.update_state(
+                pair_labels, ops.cast(y_pred[self.pair_task], "float32"), sample_weight=pair_weights
+            )
+        return self.get_metrics_result()
+
+    # Presets -------------------------------------------------------------------------------------------
+    @classmethod
+    def from_preset(cls, preset, load_weights=True, **kwargs):
+        """A pretrainer on `backbone_class.from_preset(preset)`, or one saved with `save_to_preset`."""
+        if isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
+            record = preset_io.read_preset_config(preset)
+            if record["class_name"] == cls.__name__:
+                model = cls.from_config({**record["config"], **kwargs})
+                if load_weights:
+                    model.load_weights(preset_io.weights_path(preset))
+                return model
+        return cls(cls.backbone_class.from_preset(preset, load_weights=load_weights, **kwargs))
+
+    def save_to_preset(self, directory, overwrite=False):
+        preset_io.save_preset(self, directory, overwrite=overwrite)
+
+    def get_config(self):
+        return {"backbone": keras.saving.serialize_keras_object(self.backbone), "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
+        return cls(**config)
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class BertPretrainer(Pretrainer):
+    """BERT pretraining: MLM + next-sentence prediction.
+
+    Example:
+    >>> import numpy as np
+    >>> backbone = BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16,
+    ...                         intermediate_dim=32, max_sequence_length=32)
+    >>> model = BertPretrainer(backbone)
+    >>> x = {"token_ids": np.array([[2, 4, 3, 7, 3]]), "segment_ids": np.array([[0, 0, 0, 1, 1]]),
+    ...      "padding_mask": np.ones((1, 5), "int32"), "mask_positions": np.array([[1, 3]])}
+    >>> {k: tuple(v.shape) for k, v in model(x).items()}
+    {'mlm': (1, 2, 100), 'nsp': (1, 2)}
+    """
+
+    backbone_class = BertBackbone
+    pair_task = "nsp"
+    pair_head_class = NextSentenceHead
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class DistilBertMaskedLM(Pretrainer):
+    """DistilBERT pretraining: MLM only (y may be the bare `mask_ids`).
+
+    Example:
+    >>> import numpy as np
+    >>> backbone = DistilBertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16,
+    ...                               intermediate_dim=32, max_sequence_length=32)
+    >>> x = {"token_ids": np.array([[2, 4, 3]]), "padding_mask": np.ones((1, 3), "int32"),
+    ...      "mask_positions": np.array([[1]])}
+    >>> DistilBertMaskedLM(backbone)(x)["mlm"].shape
+    (1, 1, 100)
+    """
+
+    backbone_class = DistilBertBackbone
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class AlbertPretrainer(Pretrainer):
+    """ALBERT pretraining: MLM (H → E → V, decoder tied to the E-wide embeddings) + sentence-order prediction.
+
+    Example:
+    >>> import numpy as np
+    >>> backbone = AlbertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, embedding_dim=8,
+    ...                           hidden_dim=16, intermediate_dim=32, max_sequence_length=32)
+    >>> x = {"token_ids": np.array([[2, 4, 3, 7, 3]]), "segment_ids": np.array([[0, 0, 0, 1, 1]]),
+    ...      "padding_mask": np.ones((1, 5), "int32"), "mask_positions": np.array([[1, 3]])}
+    >>> AlbertPretrainer(backbone)(x)["sop"].shape
+    (1, 2)
+    """
+
+    backbone_class = AlbertBackbone
+    pair_task = "sop"
+    pair_head_class = SentenceOrderHead
