@@ -45,8 +45,6 @@ def check_ids_in_range(ids, limit, what):
     if keras_backend.is_keras_tensor(ids):
         return
     if is_concrete(ids):
-        if hasattr(ids, "cpu"):  # torch
-            ids = ids.detach().cpu()
         _check_range_numpy(ops.convert_to_numpy(ids), 0, limit, what)
         return
     name = keras_backend.backend()

@@ -1,0 +1,71 @@
+"""Config round trips, `.keras` files, preset directories and one weights file across backends."""
+
+import os
+
+import keras
+import numpy as np
+import pytest
+from conftest import BACKEND, make_backbone, make_inputs, numpy_outputs, run_python
+
+from kzoo.models import AlbertPretrainer, BertPretrainer, DistilBertMaskedLM
+
+PRETRAINERS = {"bert": BertPretrainer, "distil_bert": DistilBertMaskedLM, "albert": AlbertPretrainer}
+
+
+def _assert_same(a, b, atol):
+    assert set(a) == set(b)
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], atol=atol, rtol=0, err_msg=key)
+
+
+def test_get_config_from_config_round_trip(arch):
+    backbone = make_backbone(arch)
+    clone = type(backbone).from_config(backbone.get_config())
+    clone.set_weights(backbone.get_weights())
+    inputs = make_inputs(backbone)
+    _assert_same(numpy_outputs(backbone(inputs)), numpy_outputs(clone(inputs)), 1e-6)
+    assert clone.get_config() == backbone.get_config()
+
+
+def test_keras_file_round_trip_of_pretrainer(arch, tmp_path):
+    model = PRETRAINERS[arch](make_backbone(arch))
+    inputs = dict(make_inputs(model.backbone), mask_positions=np.array([[1, 2], [3, 1], [0, 4]]))
+    path = str(tmp_path / "model.keras")
+    model.save(path)
+    restored = keras.saving.load_model(path)  # safe_mode=True by default: no lambdas, no pickles
+    assert type(restored) is type(model)
+    _assert_same(numpy_outputs(model(inputs)), numpy_outputs(restored(inputs)), 1e-6)
+    # The decoder is still tied after loading: one variable serves both.
+    assert restored.mlm_head.token_embedding is restored.backbone.token_embedding
+
+
+def test_preset_directory_round_trip_and_no_overwrite(arch, tmp_path):
+    backbone = make_backbone(arch)
+    directory = str(tmp_path / "preset")
+    backbone.save_to_preset(directory)
+    restored = type(backbone).from_preset(directory)
+    inputs = make_inputs(backbone)
+    _assert_same(numpy_outputs(backbone(inputs)), numpy_outputs(restored(inputs)), 1e-6)
+    with pytest.raises(FileExistsError, match="overwrite=True"):
+        backbone.save_to_preset(directory)
+    assert sorted(os.listdir(tmp_path)) == ["preset"]  # nothing half-written beside it
+
+
+@pytest.mark.slow
+def test_weights_file_gives_same_outputs_on_the_other_backend(arch, tmp_path):
+    other = "jax" if BACKEND == "tensorflow" else "tensorflow"
+    model = PRETRAINERS[arch](make_backbone(arch))
+    inputs = dict(make_inputs(model.backbone), mask_positions=np.array([[1, 2], [3, 1], [0, 4]]))
+    directory = str(tmp_path / "preset")
+    model.save_to_preset(directory)
+    np.savez(tmp_path / "inputs.npz", **inputs)
+    run_python(f"""
+        import numpy as np
+        from kzoo.models import {type(model).__name__} as cls
+        model = cls.from_preset({directory!r})
+        inputs = dict(np.load({str(tmp_path / 'inputs.npz')!r}))
+        outputs = {{k: np.asarray(v) for k, v in model(inputs).items()}}
+        np.savez({str(tmp_path / 'outputs.npz')!r}, **outputs)
+    """, other)
+    theirs = dict(np.load(tmp_path / "outputs.npz"))
+    _assert_same(numpy_outputs(model(inputs)), theirs, 1e-5)
