@@ -66,17 +66,3 @@ def check_sequence_length(length, limit, what="token_ids"):
         raise ValueError(
             f"{what} has sequence length {length}, longer than max_sequence_length={limit}."
         )
-
-
-def require_keys(inputs, keys, model_name):
-    """Raise `ValueError` naming the missing input keys of a dict input."""
-    if not isinstance(inputs, dict):
-        raise ValueError(
-            f"{model_name} expects a dict with keys {sorted(keys)}; got {type(inputs).__name__}."
-        )
-    missing = [key for key in keys if key not in inputs]
-    if missing:
-        raise ValueError(
-            f"{model_name} input is missing key(s) {missing}; expected {sorted(keys)}, "
-            f"got {sorted(inputs)}."
-        )

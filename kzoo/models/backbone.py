@@ -5,7 +5,6 @@ import os
 import keras
 
 from kzoo.layers import Pooler
-from kzoo.layers.validation import require_keys
 from kzoo.models import preset_io
 from kzoo.models.presets import PRESETS, preset_names
 
@@ -14,7 +13,7 @@ class Backbone(keras.Model):
     """An encoder: `{"token_ids", "segment_ids", "padding_mask"}` → `{"sequence_output", "pooled_output"}`.
 
     Subclasses make the embedding and the stack and call `_build_graph`; the graph, presets, hidden states,
-    input checks and the config round trip live here once. `with_hidden_states()` returns a model that shares
+    and the config round trip live here once. (Keras itself names a missing input key.) `with_hidden_states()` returns a model that shares
     these weights and also outputs `"hidden_states"`: the L + 1 hidden states (embedding output first).
     """
 
@@ -35,7 +34,9 @@ class Backbone(keras.Model):
         if self.has_pooler:
             pooler = Pooler(encoder.block_kwargs["hidden_dim"], dtype=embedding.dtype_policy, name="pooler")
             outputs["pooled_output"] = pooler(hidden_states[-1])
-        super().__init__(inputs=inputs, outputs=outputs, dtype=dtype, name=name, **kwargs)
+        super().__init__(inputs=inputs, outputs=outputs, name=name, **kwargs)
+        # Functional models drop `dtype`; keep the layers' policy so get_config round-trips mixed precision.
+        self.dtype_policy = embedding.dtype_policy
         self.embedding = embedding
         self.encoder = encoder
         self.pooler = pooler
@@ -50,10 +51,6 @@ class Backbone(keras.Model):
     @property
     def input_keys(self):
         return ("token_ids", "segment_ids", "padding_mask") if self.uses_segments else ("token_ids", "padding_mask")
-
-    def call(self, inputs, training=None, mask=None):
-        require_keys(inputs, self.input_keys, type(self).__name__)
-        return super().call({key: inputs[key] for key in self.input_keys}, training=training, mask=mask)
 
     def with_hidden_states(self):
         """A model sharing these weights whose outputs add `"hidden_states"` (a list of L + 1 tensors)."""

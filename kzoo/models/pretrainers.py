@@ -7,7 +7,6 @@ from keras import ops
 
 from kzoo.layers import MaskedLMHead, NextSentenceHead, SentenceOrderHead
 from kzoo.models import preset_io
-from kzoo.layers.validation import require_keys
 from kzoo.models.albert import AlbertBackbone
 from kzoo.models.backbone import Backbone
 from kzoo.models.bert import BertBackbone
@@ -73,10 +72,6 @@ class Pretrainer(keras.Model):
     @property
     def input_keys(self):
         return tuple(self.backbone.input_keys) + ("mask_positions",)
-
-    def call(self, inputs, training=None, mask=None):
-        require_keys(inputs, self.input_keys, type(self).__name__)
-        return super().call({key: inputs[key] for key in self.input_keys}, training=training, mask=mask)
 
     def compile(self, optimizer="adamw", loss=None, **kwargs):
         if loss is not None:

@@ -1,0 +1,81 @@
+"""Pretrainers train with compile() + fit() and run in mixed bfloat16."""
+
+import keras
+import numpy as np
+import pytest
+from conftest import make_backbone, make_inputs
+
+from kzoo.models import AlbertPretrainer, BertPretrainer, DistilBertMaskedLM
+
+PRETRAINERS = {"bert": BertPretrainer, "distil_bert": DistilBertMaskedLM, "albert": AlbertPretrainer}
+
+
+def _pretraining_batch(backbone, pair_task, batch=16, predictions=3, seed=0):
+    rng = np.random.default_rng(seed)
+    x = make_inputs(backbone, batch=batch, length=12, pad=False, seed=seed)
+    x["mask_positions"] = rng.integers(1, 12, size=(batch, predictions)).astype("int32")
+    y = {"mlm": rng.integers(5, backbone.vocabulary_size, size=(batch, predictions)).astype("int32")}
+    weights = np.ones((batch, predictions), "float32")
+    weights[:, -1] = rng.integers(0, 2, size=batch)  # some padded prediction slots
+    sample_weight = {"mlm": weights}
+    if pair_task:
+        y[pair_task] = rng.integers(0, 2, size=batch).astype("int32")
+        sample_weight[pair_task] = None
+    return x, y, sample_weight
+
+
+def test_fit_lowers_the_loss_of_every_pretrainer(arch):
+    model = PRETRAINERS[arch](make_backbone(arch, dropout=0.1))
+    model.compile(optimizer=keras.optimizers.AdamW(learning_rate=1e-2))
+    x, y, sample_weight = _pretraining_batch(model.backbone, model.pair_task)
+    history = model.fit(x, y, sample_weight=sample_weight, batch_size=8, epochs=10, verbose=0).history
+    assert history["loss"][-1] < 0.8 * history["loss"][0], history["loss"]
+    expected = {"loss", "mlm_loss", "mlm_accuracy"}
+    if model.pair_task:
+        expected |= {f"{model.pair_task}_loss", f"{model.pair_task}_accuracy"}
+    assert expected <= set(history)
+    # The total is the unweighted sum of the parts (DESIGN.md §4).
+    parts = history["mlm_loss"][-1] + (history[f"{model.pair_task}_loss"][-1] if model.pair_task else 0.0)
+    assert history["loss"][-1] == pytest.approx(parts, rel=1e-4)
+
+
+def test_mlm_loss_ignores_padded_prediction_slots():
+    from kzoo.models.pretrainers import weighted_cross_entropy
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(2, 3, 7)).astype("float32")
+    labels = np.array([[1, 2, 3], [4, 5, 6]])
+    weights = np.array([[1, 1, 0], [1, 0, 0]], "float32")
+    log_probs = logits - np.log(np.exp(logits).sum(-1, keepdims=True))
+    ce = -np.take_along_axis(log_probs, labels[..., None], -1)[..., 0]
+    expected = (ce * weights).sum() / weights.sum()
+    actual = float(keras.ops.convert_to_numpy(weighted_cross_entropy(labels, logits, weights)))
+    assert actual == pytest.approx(expected, rel=1e-5)
+
+
+def test_distil_bert_accepts_bare_mask_ids():
+    model = DistilBertMaskedLM(make_backbone("distil_bert"))
+    model.compile(optimizer="adam")
+    x, y, sample_weight = _pretraining_batch(model.backbone, None, batch=8)
+    logs = model.fit(x, y["mlm"], sample_weight=sample_weight["mlm"], epochs=1, verbose=0).history
+    assert np.isfinite(logs["loss"][0])
+
+
+def test_pretrainer_refuses_a_compiled_loss():
+    model = BertPretrainer(make_backbone("bert"))
+    with pytest.raises(ValueError, match="computes its own loss"):
+        model.compile(optimizer="adam", loss="mse")
+
+
+def test_mixed_bfloat16_forward_and_step_have_no_nan(arch):
+    model = PRETRAINERS[arch](make_backbone(arch, dtype="mixed_bfloat16"))
+    assert model.backbone.embedding.compute_dtype == "bfloat16"
+    assert model.backbone.embedding.token_embedding.embeddings.dtype == "float32"  # variables stay fp32
+    x, y, sample_weight = _pretraining_batch(model.backbone, model.pair_task, batch=4)
+    outputs = model(x)
+    assert outputs["mlm"].dtype == "bfloat16"
+    for value in outputs.values():
+        assert np.isfinite(keras.ops.convert_to_numpy(keras.ops.cast(value, "float32"))).all()
+    model.compile(optimizer="adam")
+    logs = model.fit(x, y, sample_weight=sample_weight, epochs=1, verbose=0).history
+    assert np.isfinite(logs["loss"][0])
