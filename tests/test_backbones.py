@@ -26,8 +26,11 @@ def test_hidden_states_share_weights_and_end_at_sequence_output(arch):
     model = backbone.with_hidden_states()
     outputs = model(inputs)
     assert len(outputs["hidden_states"]) == backbone.num_layers + 1
+    plain = backbone(inputs)
     np.testing.assert_array_equal(ops.convert_to_numpy(outputs["hidden_states"][-1]),
-                                  ops.convert_to_numpy(backbone(inputs)["sequence_output"]))
+                                  ops.convert_to_numpy(plain["sequence_output"]))
+    for key in plain:
+        np.testing.assert_array_equal(ops.convert_to_numpy(outputs[key]), ops.convert_to_numpy(plain[key]))
     assert model.count_params() == backbone.count_params()
 
 

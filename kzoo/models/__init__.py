@@ -5,9 +5,10 @@ from kzoo.models.backbone import Backbone
 from kzoo.models.bert import BertBackbone
 from kzoo.models.distil_bert import DistilBertBackbone
 from kzoo.models.presets import PRESETS
-from kzoo.models.pretrainers import AlbertPretrainer, BertPretrainer, DistilBertMaskedLM, Pretrainer
+from kzoo.models.pretrainers import (AlbertMaskedLM, AlbertPretrainer, BertMaskedLM, BertPretrainer,
+                                     DistilBertMaskedLM, Pretrainer)
 
 __all__ = [
-    "AlbertBackbone", "AlbertPretrainer", "Backbone", "BertBackbone", "BertPretrainer", "DistilBertBackbone",
+    "AlbertBackbone", "AlbertMaskedLM", "AlbertPretrainer", "Backbone", "BertBackbone", "BertMaskedLM", "BertPretrainer", "DistilBertBackbone",
     "DistilBertMaskedLM", "PRESETS", "Pretrainer",
 ]

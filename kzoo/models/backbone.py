@@ -12,9 +12,10 @@ from kzoo.models.presets import PRESETS, preset_names
 class Backbone(keras.Model):
     """An encoder: `{"token_ids", "segment_ids", "padding_mask"}` → `{"sequence_output", "pooled_output"}`.
 
-    Subclasses make the embedding and the stack and call `_build_graph`; the graph, presets, hidden states,
-    and the config round trip live here once. (Keras itself names a missing input key.) `with_hidden_states()` returns a model that shares
-    these weights and also outputs `"hidden_states"`: the L + 1 hidden states (embedding output first).
+    Subclasses make the embedding and the stack and call `_build_graph`; the graph, presets, hidden states
+    and the config round trip live here once (Keras itself names a missing input key). `with_hidden_states()`
+    returns a model that shares these weights and also outputs `"hidden_states"`: the L + 1 hidden states,
+    the embedding output first.
     """
 
     has_pooler = True
@@ -40,6 +41,7 @@ class Backbone(keras.Model):
         self.embedding = embedding
         self.encoder = encoder
         self.pooler = pooler
+        self._symbolic_outputs = outputs
         self._hidden_state_tensors = hidden_states
         self._hidden_states_model = None
 
@@ -55,14 +57,9 @@ class Backbone(keras.Model):
     def with_hidden_states(self):
         """A model sharing these weights whose outputs add `"hidden_states"` (a list of L + 1 tensors)."""
         if self._hidden_states_model is None:
-            outputs = dict(self.outputs_dict, hidden_states=list(self._hidden_state_tensors))
+            outputs = dict(self._symbolic_outputs, hidden_states=list(self._hidden_state_tensors))
             self._hidden_states_model = keras.Model(self.input, outputs, name=f"{self.name}_hidden_states")
         return self._hidden_states_model
-
-    @property
-    def outputs_dict(self):
-        names = ["sequence_output"] + (["pooled_output"] if self.has_pooler else [])
-        return dict(zip(names, self.outputs))
 
     # Presets -------------------------------------------------------------------------------------------
     @classmethod

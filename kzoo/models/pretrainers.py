@@ -203,3 +203,17 @@ class AlbertPretrainer(Pretrainer):
     backbone_class = AlbertBackbone
     pair_task = "sop"
     pair_head_class = SentenceOrderHead
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class BertMaskedLM(Pretrainer):
+    """BERT with the MLM head only (Hugging Face's `BertForMaskedLM`); the backbone's pooler is unused."""
+
+    backbone_class = BertBackbone
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class AlbertMaskedLM(Pretrainer):
+    """ALBERT with the MLM head only (Hugging Face's `AlbertForMaskedLM`)."""
+
+    backbone_class = AlbertBackbone

@@ -1,0 +1,232 @@
+"""Hugging Face checkpoints in and out: `config.json` + `model.safetensors`, read with safetensors' numpy API.
+
+No torch at run time. A `pytorch_model.bin` is a pickle and is refused unless `allow_pickle=True`, and even then
+it is read with `torch.load(weights_only=True)`.
+"""
+
+import dataclasses
+import json
+import os
+import shutil
+import tempfile
+
+import numpy as np
+
+from kzoo.convert import hf_mapping
+
+_PREFIXES = {"bert": "bert.", "distilbert": "distilbert.", "albert": "albert."}
+_HEADS = {  # architecture -> (kzoo model class name, pair task or None); None class = the bare backbone
+    "BertModel": (None, None), "BertForPreTraining": ("BertPretrainer", "nsp"),
+    "BertForMaskedLM": ("BertMaskedLM", None),
+    "DistilBertModel": (None, None), "DistilBertForMaskedLM": ("DistilBertMaskedLM", None),
+    "AlbertModel": (None, None), "AlbertForPreTraining": ("AlbertPretrainer", "sop"),
+    "AlbertForMaskedLM": ("AlbertMaskedLM", None),
+}
+_DEFAULT_ARCHITECTURE = {"bert": "BertModel", "distilbert": "DistilBertModel", "albert": "AlbertModel"}
+
+
+@dataclasses.dataclass
+class Conversion:
+    """What a conversion produced: the model and what was mapped, left unused, or left at its initial value."""
+
+    model: object
+    mapped: int
+    unused: list
+    not_in_checkpoint: list
+
+    def summary(self):
+        lines = [f"{type(self.model).__name__}: {self.mapped} tensors mapped"]
+        if self.unused:
+            lines.append(f"unused in the checkpoint ({len(self.unused)}): {', '.join(sorted(self.unused))}")
+        if self.not_in_checkpoint:
+            lines.append(f"kept at initial values ({len(self.not_in_checkpoint)}): "
+                         f"{', '.join(sorted(self.not_in_checkpoint))}")
+        return "\n".join(lines)
+
+
+def read_hf_config(directory):
+    path = os.path.join(directory, "config.json")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"{directory} is not a Hugging Face model directory: config.json is missing.")
+    with open(path) as f:
+        config = json.load(f)
+    model_type = config.get("model_type")
+    if model_type not in _PREFIXES:
+        raise ValueError(f"{path}: unknown model_type {model_type!r}; kzoo converts {sorted(_PREFIXES)}.")
+    if config.get("position_embedding_type", "absolute") != "absolute":
+        raise ValueError(f"{path}: position_embedding_type={config['position_embedding_type']!r} is not supported.")
+    return config
+
+
+def backbone_config(config):
+    """kzoo backbone constructor arguments from a Hugging Face config."""
+    if config["model_type"] == "distilbert":
+        return dict(vocabulary_size=config["vocab_size"], num_layers=config["n_layers"],
+                    num_heads=config["n_heads"], hidden_dim=config["dim"], intermediate_dim=config["hidden_dim"],
+                    dropout=config.get("dropout", 0.1), max_sequence_length=config["max_position_embeddings"],
+                    activation=config.get("activation", "gelu"),
+                    initializer_range=config.get("initializer_range", 0.02))
+    common = dict(vocabulary_size=config["vocab_size"], num_layers=config["num_hidden_layers"],
+                  num_heads=config["num_attention_heads"], hidden_dim=config["hidden_size"],
+                  intermediate_dim=config["intermediate_size"], dropout=config.get("hidden_dropout_prob", 0.1),
+                  max_sequence_length=config["max_position_embeddings"],
+                  num_segments=config.get("type_vocab_size", 2), activation=config.get("hidden_act", "gelu"),
+                  layer_norm_epsilon=config.get("layer_norm_eps", 1e-12),
+                  initializer_range=config.get("initializer_range", 0.02))
+    if config["model_type"] == "albert":
+        common.update(embedding_dim=config["embedding_size"], num_groups=config.get("num_hidden_groups", 1),
+                      num_inner_repetitions=config.get("inner_group_num", 1))
+    return common
+
+
+def read_hf_tensors(directory, allow_pickle=False):
+    """`{name: numpy array}` from `model.safetensors`, or from `pytorch_model.bin` only when `allow_pickle`."""
+    safetensors_path = os.path.join(directory, "model.safetensors")
+    if os.path.isfile(safetensors_path):
+        from safetensors import SafetensorError
+        from safetensors.numpy import load_file
+
+        try:
+            return load_file(safetensors_path)
+        except (SafetensorError, OSError, ValueError) as error:
+            raise ValueError(f"{safetensors_path} is not a readable safetensors file: {error}") from error
+    bin_path = os.path.join(directory, "pytorch_model.bin")
+    if os.path.isfile(bin_path):
+        if not allow_pickle:
+            raise ValueError(
+                f"{bin_path} is a pickle, which can run code when loaded; kzoo refuses it by default. Convert it "
+                "to model.safetensors, or pass allow_pickle=True to load it with torch.load(weights_only=True)."
+            )
+        import torch
+
+        state = torch.load(bin_path, map_location="cpu", weights_only=True)
+        return {name: tensor.float().numpy() for name, tensor in state.items()}
+    raise FileNotFoundError(f"{directory} has neither model.safetensors nor pytorch_model.bin.")
+
+
+def _entries(model, model_type, pair_task):
+    from kzoo.models import Backbone
+
+    backbone = model if isinstance(model, Backbone) else model.backbone
+    entries = hf_mapping.backbone_entries(backbone, model_type)
+    if not isinstance(model, Backbone):
+        entries += hf_mapping.mlm_head_entries(model.mlm_head, model_type)
+        if pair_task:
+            entries += hf_mapping.pair_head_entries(model.pair_head, pair_task)
+    return entries
+
+
+def from_huggingface(directory, allow_pickle=False, **overrides):
+    """Load a local Hugging Face BERT / DistilBERT / ALBERT directory into the matching kzoo model.
+
+    Returns a `Conversion` (`.model`, `.summary()`). Every tensor is checked for presence and shape before
+    any is assigned; an error names the file and the tensor, and no half-loaded model is returned.
+
+    Example (with a directory written by transformers' `save_pretrained`):
+        conversion = from_huggingface("path/to/bert")
+        print(conversion.summary()); model = conversion.model
+    """
+    from kzoo import models
+
+    config = read_hf_config(directory)
+    model_type = config["model_type"]
+    architecture = (config.get("architectures") or [_DEFAULT_ARCHITECTURE[model_type]])[0]
+    if architecture not in _HEADS:
+        raise ValueError(f"{directory}/config.json: architecture {architecture!r} is not supported; "
+                         f"kzoo converts {sorted(_HEADS)}.")
+    tensors = read_hf_tensors(directory, allow_pickle=allow_pickle)
+    prefix = _PREFIXES[model_type]
+    tensors = {name[len(prefix):] if name.startswith(prefix) else name: value for name, value in tensors.items()}
+
+    class_name, pair_task = _HEADS[architecture]
+    backbone_class = {"bert": models.BertBackbone, "distilbert": models.DistilBertBackbone,
+                      "albert": models.AlbertBackbone}[model_type]
+    backbone = backbone_class(**{**backbone_config(config), **overrides})
+    model = backbone if class_name is None else getattr(models, class_name)(backbone)
+
+    # MaskedLM checkpoints have no pooler: it stays at its initial value and is reported.
+    optional = {"pooler.dense.weight", "pooler.dense.bias", "pooler.weight", "pooler.bias"}
+    assignments, not_in_checkpoint = [], []
+    source = os.path.join(directory, "model.safetensors")
+    for variable, name, transpose in _entries(model, model_type, pair_task):
+        if name not in tensors:
+            if name in optional and class_name is not None:
+                not_in_checkpoint.append(name)
+                continue
+            raise ValueError(f"{source}: tensor {name!r} is missing (needed for {variable.path}).")
+        value = tensors[name].T if transpose else tensors[name]
+        if tuple(value.shape) != tuple(variable.shape):
+            raise ValueError(f"{source}: tensor {name!r} has shape {tuple(tensors[name].shape)}; "
+                             f"{variable.path} needs {tuple(variable.shape)}"
+                             f"{' (transposed)' if transpose else ''}.")
+        assignments.append((variable, name, value))
+    for variable, _, value in assignments:
+        variable.assign(np.asarray(value, dtype="float32"))
+    used = {name for _, name, _ in assignments}
+    tied = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias", "vocab_projector.weight",
+            "predictions.decoder.weight", "predictions.decoder.bias", "embeddings.position_ids"}
+    unused = [name for name in tensors if name not in used and name not in tied]
+    return Conversion(model=model, mapped=len(assignments), unused=unused, not_in_checkpoint=not_in_checkpoint)
+
+
+def _hf_config(model):
+    from kzoo.models import AlbertBackbone, Backbone, DistilBertBackbone
+
+    backbone = model if isinstance(model, Backbone) else model.backbone
+    architecture = {"BertBackbone": "BertModel", "DistilBertBackbone": "DistilBertModel",
+                    "AlbertBackbone": "AlbertModel"}[type(backbone).__name__]
+    if not isinstance(model, Backbone):
+        architecture = next(a for a, (c, _) in _HEADS.items() if c == type(model).__name__)
+    if isinstance(backbone, DistilBertBackbone):
+        config = dict(model_type="distilbert", vocab_size=backbone.vocabulary_size, n_layers=backbone.num_layers,
+                      n_heads=backbone.num_heads, dim=backbone.hidden_dim, hidden_dim=backbone.intermediate_dim,
+                      dropout=backbone.dropout, attention_dropout=backbone.dropout,
+                      max_position_embeddings=backbone.max_sequence_length, activation=backbone.activation,
+                      initializer_range=backbone.initializer_range, sinusoidal_pos_embds=False, pad_token_id=0)
+    else:
+        config = dict(model_type="bert", vocab_size=backbone.vocabulary_size,
+                      num_hidden_layers=backbone.num_layers, num_attention_heads=backbone.num_heads,
+                      hidden_size=backbone.hidden_dim, intermediate_size=backbone.intermediate_dim,
+                      hidden_dropout_prob=backbone.dropout, attention_probs_dropout_prob=backbone.dropout,
+                      max_position_embeddings=backbone.max_sequence_length, type_vocab_size=backbone.num_segments,
+                      hidden_act=backbone.activation, layer_norm_eps=backbone.layer_norm_epsilon,
+                      initializer_range=backbone.initializer_range, pad_token_id=0)
+        if isinstance(backbone, AlbertBackbone):
+            config.update(model_type="albert", embedding_size=backbone.embedding_dim,
+                          num_hidden_groups=backbone.num_groups, inner_group_num=backbone.num_inner_repetitions,
+                          classifier_dropout_prob=backbone.dropout)
+    config["architectures"] = [architecture]
+    return config, architecture
+
+
+def to_huggingface(model, directory, overwrite=False):
+    """Write `model` as a Hugging Face directory (`config.json` + `model.safetensors`) that
+    `transformers.AutoModel*.from_pretrained` loads. Written to a temporary folder, then renamed into place.
+    """
+    from safetensors.numpy import save_file
+
+    config, architecture = _hf_config(model)
+    model_type = config["model_type"]
+    pair_task = _HEADS[architecture][1]
+    directory = os.path.abspath(directory)
+    if os.path.exists(directory) and not overwrite:
+        raise FileExistsError(f"{directory} already exists; pass overwrite=True to replace it.")
+    prefix = _PREFIXES[model_type] if _HEADS[architecture][0] is not None else ""
+    tensors = {}
+    for variable, name, transpose in _entries(model, model_type, pair_task):
+        value = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable.value, dtype="float32")
+        head = name.startswith(("cls.", "vocab_", "predictions.", "sop_classifier."))
+        tensors[name if head else prefix + name] = np.ascontiguousarray(value.T if transpose else value)
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".kzoo-hf-", dir=parent)
+    try:
+        with open(os.path.join(staging, "config.json"), "w") as f:
+            json.dump(config, f, indent=2)
+        save_file(tensors, os.path.join(staging, "model.safetensors"), metadata={"format": "pt"})
+        if os.path.exists(directory):
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise

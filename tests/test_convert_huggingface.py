@@ -1,0 +1,190 @@
+"""Parity with Hugging Face transformers (torch, CPU) on random-weight models, heads included."""
+
+import importlib.util
+import json
+import os
+
+import numpy as np
+import pytest
+from keras import ops
+
+from kzoo.convert import from_huggingface, to_huggingface
+
+pytestmark = pytest.mark.skipif(importlib.util.find_spec("transformers") is None
+                                or importlib.util.find_spec("torch") is None,
+                                reason="transformers and torch (the test extra) are not installed")
+ATOL = 1e-5
+
+
+def _hf(model_type, architecture, **overrides):
+    import torch
+    import transformers
+
+    torch.manual_seed(0)
+    if model_type == "bert":
+        config = transformers.BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=3, num_attention_heads=4,
+                                         intermediate_size=48, max_position_embeddings=40, **overrides)
+    elif model_type == "distilbert":
+        config = transformers.DistilBertConfig(vocab_size=99, dim=32, n_layers=3, n_heads=4, hidden_dim=48,
+                                               max_position_embeddings=40, **overrides)
+    else:
+        config = transformers.AlbertConfig(vocab_size=99, embedding_size=16, hidden_size=32, num_hidden_layers=4,
+                                           num_attention_heads=4, intermediate_size=48,
+                                           max_position_embeddings=40, **overrides)
+    model = getattr(transformers, architecture)(config).eval()
+    with torch.no_grad():  # every weight random, LayerNorms and biases included, so a mix-up cannot hide
+        for param in model.parameters():
+            param.normal_(0, 0.2)
+    return model
+
+
+def _inputs(with_segments=True):
+    rng = np.random.default_rng(0)
+    ids = rng.integers(1, 99, size=(3, 12))
+    mask = np.ones_like(ids)
+    mask[1, 8:] = 0
+    mask[2, 5:] = 0
+    ids = ids * mask
+    segments = (np.arange(12)[None] >= 6).astype("int64") * mask
+    return ids, mask, segments
+
+
+def _run_hf(model, ids, mask, segments, with_segments):
+    import torch
+
+    kwargs = dict(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask), output_hidden_states=True)
+    if with_segments:
+        kwargs["token_type_ids"] = torch.tensor(segments)
+    with torch.no_grad():
+        return model(**kwargs)
+
+
+def _kzoo_inputs(model, ids, mask, segments, positions=None):
+    x = {"token_ids": ids.astype("int32"), "padding_mask": mask.astype("int32")}
+    backbone = getattr(model, "backbone", model)
+    if backbone.uses_segments:
+        x["segment_ids"] = segments.astype("int32")
+    if positions is not None:
+        x["mask_positions"] = positions.astype("int32")
+    return x
+
+
+def _close(actual, expected, mask=None, what=""):
+    actual = ops.convert_to_numpy(actual)
+    expected = expected.numpy() if hasattr(expected, "numpy") else expected
+    if mask is not None:  # compare real positions only: HF still computes padded positions
+        actual, expected = actual[mask.astype(bool)], expected[mask.astype(bool)]
+    np.testing.assert_allclose(actual, expected, atol=ATOL, rtol=0, err_msg=what)
+
+
+BACKBONE_CASES = [
+    ("bert", "BertModel", {}),
+    ("bert", "BertModel", {"hidden_act": "gelu_new", "type_vocab_size": 3}),
+    ("distilbert", "DistilBertModel", {}),
+    ("albert", "AlbertModel", {}),
+    ("albert", "AlbertModel", {"num_hidden_groups": 2, "inner_group_num": 2}),
+    ("albert", "AlbertModel", {"num_hidden_groups": 4, "inner_group_num": 3, "hidden_act": "gelu"}),
+]
+
+
+@pytest.mark.parametrize("model_type,architecture,overrides", BACKBONE_CASES,
+                         ids=[f"{a}-{'-'.join(f'{k}={v}' for k, v in o.items())}" for _, a, o in BACKBONE_CASES])
+def test_backbone_parity_with_transformers(tmp_path, model_type, architecture, overrides):
+    hf = _hf(model_type, architecture, **overrides)
+    hf.save_pretrained(tmp_path)
+    conversion = from_huggingface(str(tmp_path))
+    model = conversion.model
+    ids, mask, segments = _inputs()
+    with_segments = model_type != "distilbert"
+    expected = _run_hf(hf, ids, mask, segments, with_segments)
+    outputs = model.with_hidden_states()(_kzoo_inputs(model, ids, mask, segments))
+    _close(outputs["sequence_output"], expected.last_hidden_state, mask, "sequence_output")
+    # transformers 5 records ALBERT's hidden states after every inner layer (L*K + 1 of them); kzoo's are per
+    # outer layer (L + 1), so kzoo's j-th is their (j*K)-th.
+    step = overrides.get("inner_group_num", 1) if model_type == "albert" else 1
+    assert len(expected.hidden_states) == model.num_layers * step + 1
+    for j, ours in enumerate(outputs["hidden_states"]):
+        _close(ours, expected.hidden_states[j * step], mask, f"hidden state {j}")
+    if model_type != "distilbert":
+        _close(outputs["pooled_output"], expected.pooler_output, what="pooled_output")
+    assert not conversion.unused and not conversion.not_in_checkpoint, conversion.summary()
+
+
+HEAD_CASES = [
+    ("bert", "BertForPreTraining", "nsp"),
+    ("bert", "BertForMaskedLM", None),
+    ("distilbert", "DistilBertForMaskedLM", None),
+    ("albert", "AlbertForPreTraining", "sop"),
+    ("albert", "AlbertForMaskedLM", None),
+]
+
+
+@pytest.mark.parametrize("model_type,architecture,pair", HEAD_CASES, ids=[a for _, a, _ in HEAD_CASES])
+def test_pretraining_heads_parity_with_transformers(tmp_path, model_type, architecture, pair):
+    overrides = {"num_hidden_groups": 2, "inner_group_num": 2} if model_type == "albert" else {}
+    hf = _hf(model_type, architecture, **overrides)
+    hf.save_pretrained(tmp_path)
+    model = from_huggingface(str(tmp_path)).model
+    ids, mask, segments = _inputs()
+    positions = np.array([[1, 4, 7], [0, 2, 7], [1, 3, 4]])
+    expected = _run_hf(hf, ids, mask, segments, model_type != "distilbert")
+    outputs = model(_kzoo_inputs(model, ids, mask, segments, positions))
+    mlm_expected = expected.prediction_logits if pair else expected.logits
+    gathered = np.take_along_axis(mlm_expected.numpy(), positions[..., None], axis=1)
+    _close(outputs["mlm"], gathered, what="mlm logits")
+    if pair == "nsp":
+        _close(outputs["nsp"], expected.seq_relationship_logits, what="nsp logits")
+    if pair == "sop":
+        _close(outputs["sop"], expected.sop_logits, what="sop logits")
+
+
+@pytest.mark.parametrize("model_type,architecture", [("bert", "BertForPreTraining"),
+                                                      ("distilbert", "DistilBertForMaskedLM"),
+                                                      ("albert", "AlbertForPreTraining")])
+def test_round_trip_kzoo_to_transformers(tmp_path, model_type, architecture):
+    import transformers
+
+    hf = _hf(model_type, architecture, **({"num_hidden_groups": 2} if model_type == "albert" else {}))
+    hf.save_pretrained(tmp_path / "src")
+    model = from_huggingface(str(tmp_path / "src")).model
+    to_huggingface(model, str(tmp_path / "out"))
+    reloaded = getattr(transformers, architecture).from_pretrained(str(tmp_path / "out")).eval()
+    ids, mask, segments = _inputs()
+    positions = np.array([[1, 4, 7], [0, 2, 7], [1, 3, 4]])
+    expected = _run_hf(reloaded, ids, mask, segments, model_type != "distilbert")
+    outputs = model(_kzoo_inputs(model, ids, mask, segments, positions))
+    mlm = expected.prediction_logits if model_type != "distilbert" else expected.logits
+    _close(outputs["mlm"], np.take_along_axis(mlm.numpy(), positions[..., None], axis=1), what="mlm")
+    with pytest.raises(FileExistsError):
+        to_huggingface(model, str(tmp_path / "out"))
+
+
+def test_bad_directories_are_named(tmp_path):
+    with pytest.raises(FileNotFoundError, match="config.json is missing"):
+        from_huggingface(str(tmp_path))
+    (tmp_path / "config.json").write_text(json.dumps({"model_type": "gpt2"}))
+    with pytest.raises(ValueError, match="unknown model_type 'gpt2'"):
+        from_huggingface(str(tmp_path))
+    hf = _hf("bert", "BertModel")
+    hf.save_pretrained(tmp_path / "ok")
+    from safetensors.numpy import load_file, save_file
+
+    tensors = load_file(tmp_path / "ok" / "model.safetensors")
+    name = next(k for k in tensors if k.endswith("encoder.layer.1.attention.self.key.weight"))
+    broken = dict(tensors)
+    broken[name] = broken[name][:, :5]
+    save_file(broken, tmp_path / "ok" / "model.safetensors")
+    with pytest.raises(ValueError, match=r"attention.self.key.weight' has shape \(32, 5\)"):
+        from_huggingface(str(tmp_path / "ok"))
+    del broken[name]
+    save_file(broken, tmp_path / "ok" / "model.safetensors")
+    with pytest.raises(ValueError, match=r"attention.self.key.weight' is missing"):
+        from_huggingface(str(tmp_path / "ok"))
+    data = (tmp_path / "ok" / "model.safetensors").read_bytes()
+    (tmp_path / "ok" / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(ValueError, match="is not a readable safetensors file"):
+        from_huggingface(str(tmp_path / "ok"))
+    os.remove(tmp_path / "ok" / "model.safetensors")
+    (tmp_path / "ok" / "pytorch_model.bin").write_bytes(b"not read")
+    with pytest.raises(ValueError, match="is a pickle"):
+        from_huggingface(str(tmp_path / "ok"))
