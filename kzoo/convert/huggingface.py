@@ -13,6 +13,7 @@ import tempfile
 import numpy as np
 
 from kzoo.convert import hf_mapping
+from kzoo.data.tokenizers import load_hf_tokenizer
 
 _PREFIXES = {"bert": "bert.", "distilbert": "distilbert.", "albert": "albert."}
 _HEADS = {  # architecture -> (kzoo model class name, pair task or None); None class = the bare backbone
@@ -27,9 +28,11 @@ _DEFAULT_ARCHITECTURE = {"bert": "BertModel", "distilbert": "DistilBertModel", "
 
 @dataclasses.dataclass
 class Conversion:
-    """What a conversion produced: the model and what was mapped, left unused, or left at its initial value."""
+    """What a conversion produced: the model, its tokenizer, and what was mapped, left unused, or left at its
+    initial value."""
 
     model: object
+    tokenizer: object  # a keras-hub WordPiece tokenizer when the directory has vocab.txt, else None
     mapped: int
     unused: list
     not_in_checkpoint: list
@@ -119,7 +122,7 @@ def _entries(model, model_type, pair_task):
 def from_huggingface(directory, allow_pickle=False, **overrides):
     """Load a local Hugging Face BERT / DistilBERT / ALBERT directory into the matching kzoo model.
 
-    Returns a `Conversion` (`.model`, `.summary()`). Every tensor is checked for presence and shape before
+    Returns a `Conversion` (`.model`, `.tokenizer`, `.summary()`). Every tensor is checked for presence and shape before
     any is assigned; an error names the file and the tensor, and no half-loaded model is returned.
 
     Example (with a directory written by transformers' `save_pretrained`):
@@ -166,7 +169,8 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
     tied = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias", "vocab_projector.weight",
             "predictions.decoder.weight", "predictions.decoder.bias", "embeddings.position_ids"}
     unused = [name for name in tensors if name not in used and name not in tied]
-    return Conversion(model=model, mapped=len(assignments), unused=unused, not_in_checkpoint=not_in_checkpoint)
+    return Conversion(model=model, tokenizer=load_hf_tokenizer(directory), mapped=len(assignments), unused=unused,
+                      not_in_checkpoint=not_in_checkpoint)
 
 
 def _hf_config(model):

@@ -1,0 +1,19 @@
+"""Sentence embeddings from token states."""
+
+from keras import ops
+
+
+def mean_pool(sequence_output, padding_mask, normalize=True):
+    """Mask-weighted mean of the token states, L2-normalised: the sentence-transformers embedding.
+
+    Example:
+    >>> import numpy as np
+    >>> x = np.array([[[3.0, 4.0], [100.0, 100.0]]]); m = np.array([[1, 0]])
+    >>> np.round(np.asarray(mean_pool(x, m)), 3).tolist()
+    [[0.6, 0.8]]
+    """
+    mask = ops.cast(padding_mask, sequence_output.dtype)[..., None]
+    pooled = ops.sum(sequence_output * mask, axis=1) / ops.maximum(ops.sum(mask, axis=1), 1e-9)
+    if normalize:
+        pooled = pooled / ops.maximum(ops.norm(pooled, axis=-1, keepdims=True), 1e-12)
+    return pooled
