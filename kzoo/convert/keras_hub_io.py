@@ -1,0 +1,119 @@
+"""Weights to and from keras-hub's `BertBackbone`, `DistilBertBackbone` and `AlbertBackbone`.
+
+keras-hub keeps attention kernels per head — query (H, N, D), output (N, D, H) — where kzoo keeps (H, H);
+both are row-major over (N, D), so a reshape maps one onto the other. Activations differ by reference:
+keras-hub BERT and ALBERT use tanh GELU, its DistilBERT exact GELU; conversions carry that over.
+"""
+
+import numpy as np
+
+_KERAS_HUB_ACTIVATION = {"BertBackbone": "gelu_approximate", "DistilBertBackbone": "gelu",
+                         "AlbertBackbone": "gelu_approximate"}
+
+
+def _block_pairs(ours, prefix):
+    attention = ours.attention
+    pairs = []
+    for layer, name in ((attention.query_dense, "query"), (attention.key_dense, "key"),
+                        (attention.value_dense, "value"), (attention.output_dense, "attention_output")):
+        pairs += [(layer.kernel, f"{prefix}/self_attention_layer/{name}/kernel"),
+                  (layer.bias, f"{prefix}/self_attention_layer/{name}/bias")]
+    for layer, name in ((ours.attention_layer_norm, "self_attention_layer_norm"),
+                        (ours.output_layer_norm, "feedforward_layer_norm")):
+        pairs += [(layer.gamma, f"{prefix}/{name}/gamma"), (layer.beta, f"{prefix}/{name}/beta")]
+    for layer, name in ((ours.intermediate_dense, "feedforward_intermediate_dense"),
+                        (ours.output_dense, "feedforward_output_dense")):
+        pairs += [(layer.kernel, f"{prefix}/{name}/kernel"), (layer.bias, f"{prefix}/{name}/bias")]
+    return pairs
+
+
+def variable_pairs(backbone):
+    """(kzoo variable, keras-hub variable path) for every weight of `backbone`."""
+    embedding = backbone.embedding
+    distil = type(backbone).__name__ == "DistilBertBackbone"
+    token_prefix = "token_and_position_embedding/" if distil else ""
+    pairs = [(embedding.token_embedding.embeddings, f"{token_prefix}token_embedding/embeddings"),
+             (embedding.position_embedding.embeddings, f"{token_prefix}position_embedding/embeddings")]
+    if embedding.segment_embedding is not None:
+        pairs.append((embedding.segment_embedding.embeddings, "segment_embedding/embeddings"))
+    pairs += [(embedding.layer_norm.gamma, "embeddings_layer_norm/gamma"),
+              (embedding.layer_norm.beta, "embeddings_layer_norm/beta")]
+    encoder = backbone.encoder
+    if hasattr(encoder, "num_groups"):
+        pairs += [(embedding.projection.kernel, "embedding_projection/kernel"),
+                  (embedding.projection.bias, "embedding_projection/bias")]
+        K = encoder.num_inner_repetitions
+        for index, block in enumerate(encoder.unique_blocks):
+            pairs += _block_pairs(block, f"group_{index // K}_inner_layer_{index % K}")
+    else:
+        for index, block in enumerate(encoder.unique_blocks):
+            pairs += _block_pairs(block, f"transformer_layer_{index}")
+    if backbone.pooler is not None:
+        pairs += [(backbone.pooler.dense.kernel, "pooled_dense/kernel"),
+                  (backbone.pooler.dense.bias, "pooled_dense/bias")]
+    return pairs
+
+
+def _copy(pairs, source_of, target_of):
+    """Check every shape first, then assign: a mismatch leaves the target untouched."""
+    plan = []
+    for ours, path in pairs:
+        source, target = source_of(ours, path), target_of(ours, path)
+        value = np.asarray(source.numpy() if hasattr(source, "numpy") else source.value)
+        if value.size != int(np.prod(target.shape)):
+            raise ValueError(f"{path}: {tuple(value.shape)} does not fit {target.path} {tuple(target.shape)}.")
+        plan.append((target, value.reshape(tuple(target.shape))))
+    for target, value in plan:
+        target.assign(value)
+
+
+def _hub_variables(hub_backbone):
+    return {variable.path: variable for variable in hub_backbone.weights}
+
+
+def from_keras_hub(hub_backbone):
+    """A kzoo backbone with the weights (and GELU variant) of a keras-hub backbone.
+
+    Example:
+        import keras_hub; hub = keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2,
+                                                               hidden_dim=16, intermediate_dim=32)
+        backbone = from_keras_hub(hub)
+    """
+    from kzoo import models
+
+    class_name = type(hub_backbone).__name__
+    if class_name not in _KERAS_HUB_ACTIVATION:
+        raise ValueError(f"{class_name} is not a keras-hub backbone kzoo converts ({sorted(_KERAS_HUB_ACTIVATION)}).")
+    config = {key: value for key, value in hub_backbone.get_config().items()
+              if key not in ("name", "trainable", "dtype")}
+    backbone = getattr(models, class_name)(**config, activation=_KERAS_HUB_ACTIVATION[class_name])
+    variables = _hub_variables(hub_backbone)
+    missing = [path for _, path in variable_pairs(backbone) if path not in variables]
+    if missing:
+        raise ValueError(f"keras-hub {class_name} lacks variables {missing[:5]}.")
+    _copy(variable_pairs(backbone), lambda ours, path: variables[path], lambda ours, path: ours)
+    return backbone
+
+
+def to_keras_hub(backbone):
+    """The keras-hub backbone of the same architecture with `backbone`'s weights.
+
+    keras-hub fixes the activation (tanh GELU for BERT and ALBERT, exact for DistilBERT); a kzoo backbone with
+    another activation would give different outputs there, so it is refused.
+    """
+    import keras_hub
+
+    class_name = type(backbone).__name__
+    expected = _KERAS_HUB_ACTIVATION[class_name]
+    if backbone.activation not in (expected, {"gelu_approximate": "gelu_new"}.get(expected)):
+        raise ValueError(f"keras-hub's {class_name} uses activation {expected!r}; this backbone uses "
+                         f"{backbone.activation!r}, so its outputs would differ there.")
+    config = backbone.get_config()
+    for key in ("name", "trainable", "dtype", "activation", "layer_norm_epsilon", "initializer_range"):
+        config.pop(key, None)
+    if config.get("layer_norm_epsilon", 1e-12) != 1e-12:
+        raise ValueError("keras-hub backbones use layer_norm_epsilon=1e-12.")
+    hub = getattr(keras_hub.models, class_name)(**config)
+    variables = _hub_variables(hub)
+    _copy(variable_pairs(backbone), lambda ours, path: ours, lambda ours, path: variables[path])
+    return hub
