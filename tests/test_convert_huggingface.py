@@ -188,3 +188,40 @@ def test_bad_directories_are_named(tmp_path):
     (tmp_path / "ok" / "pytorch_model.bin").write_bytes(b"not read")
     with pytest.raises(ValueError, match="is a pickle"):
         from_huggingface(str(tmp_path / "ok"))
+
+
+def test_from_preset_accepts_hugging_face_directories(tmp_path):
+    from kzoo.models import AlbertPretrainer, BertBackbone, BertPretrainer
+
+    _hf("bert", "BertForPreTraining").save_pretrained(tmp_path / "bert")
+    pretrainer = BertPretrainer.from_preset(str(tmp_path / "bert"))
+    backbone = BertBackbone.from_preset(str(tmp_path / "bert"), dropout=0.0)
+    assert backbone.dropout == 0.0
+    ids, mask, segments = _inputs()
+    x = _kzoo_inputs(backbone, ids, mask, segments)
+    _close(backbone(x)["pooled_output"], ops.convert_to_numpy(pretrainer.backbone(x)["pooled_output"]))
+    with pytest.raises(ValueError, match="holds a BertBackbone; AlbertPretrainer needs AlbertBackbone"):
+        AlbertPretrainer.from_preset(str(tmp_path / "bert"))
+
+
+def test_cli_convert_both_ways_keeps_outputs(tmp_path, capsys):
+    import transformers
+
+    from kzoo.cli import main
+    from kzoo.models import BertPretrainer
+
+    _hf("bert", "BertForPreTraining").save_pretrained(tmp_path / "hf")
+    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+    (tmp_path / "hf" / "vocab.txt").write_text("\n".join(specials + [f"tok{i}" for i in range(94)]))
+    assert main(["convert", str(tmp_path / "hf"), str(tmp_path / "kz")]) == 0
+    out = capsys.readouterr().out
+    mapped = 5 + 3 * 16 + 2 + 5 + 2  # embeddings, 3 blocks, pooler, MLM head (bias incl.), NSP head
+    assert f"BertPretrainer: {mapped} tensors mapped" in out and "copied: vocab.txt" in out
+    assert main(["convert", str(tmp_path / "kz"), str(tmp_path / "back")]) == 0
+    assert (tmp_path / "back" / "vocab.txt").exists()
+    model = BertPretrainer.from_preset(str(tmp_path / "kz"))
+    reloaded = transformers.BertForPreTraining.from_pretrained(str(tmp_path / "back")).eval()
+    ids, mask, segments = _inputs()
+    expected = _run_hf(reloaded, ids, mask, segments, True)
+    outputs = model(_kzoo_inputs(model, ids, mask, segments, np.array([[1, 2, 3]] * 3)))
+    _close(outputs["nsp"], expected.seq_relationship_logits, what="nsp after two conversions")

@@ -203,9 +203,10 @@ def _hf_config(model):
     return config, architecture
 
 
-def to_huggingface(model, directory, overwrite=False):
-    """Write `model` as a Hugging Face directory (`config.json` + `model.safetensors`) that
-    `transformers.AutoModel*.from_pretrained` loads. Written to a temporary folder, then renamed into place.
+def to_huggingface(model, directory, overwrite=False, assets=()):
+    """Write `model` as a Hugging Face directory (`config.json` + `model.safetensors`, plus copies of `assets`
+    such as `vocab.txt`) that `transformers.AutoModel*.from_pretrained` loads. Written to a temporary folder,
+    then renamed into place.
     """
     from safetensors.numpy import save_file
 
@@ -228,6 +229,8 @@ def to_huggingface(model, directory, overwrite=False):
         with open(os.path.join(staging, "config.json"), "w") as f:
             json.dump(config, f, indent=2)
         save_file(tensors, os.path.join(staging, "model.safetensors"), metadata={"format": "pt"})
+        for asset in assets:
+            shutil.copy2(asset, os.path.join(staging, os.path.basename(asset)))
         if os.path.exists(directory):
             shutil.rmtree(directory)
         os.replace(staging, directory)

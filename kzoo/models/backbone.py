@@ -68,10 +68,17 @@ class Backbone(keras.Model):
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
-        """Build from a preset name (architecture, random init) or a directory written by `save_to_preset`.
+        """Build from a preset name (architecture, random init), a directory written by `save_to_preset`, or a
+        Hugging Face model directory (converted on the fly; its heads, if any, are dropped).
 
         Keyword arguments override the preset's config (e.g. `dropout=0.0`, `dtype="mixed_bfloat16"`).
         """
+        if isinstance(preset, (str, os.PathLike)) and preset_io.is_huggingface_directory(preset):
+            model = preset_io.load_huggingface(preset, **kwargs)
+            backbone = model if isinstance(model, Backbone) else model.backbone
+            if cls is not Backbone and not isinstance(backbone, cls):
+                raise ValueError(f"{preset} holds a {type(backbone).__name__}, not a {cls.__name__}.")
+            return backbone
         if isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
             record = preset_io.read_preset_config(preset)
             if record["class_name"] != cls.__name__ and cls is not Backbone:
@@ -93,9 +100,9 @@ class Backbone(keras.Model):
             raise ValueError(f"Preset {preset!r} is a {class_name}, not a {cls.__name__}.")
         return _backbone_class(class_name)(**{**config, **kwargs})
 
-    def save_to_preset(self, directory, overwrite=False):
+    def save_to_preset(self, directory, overwrite=False, assets=()):
         """Write `config.json` and `model.weights.h5` to `directory` (atomically)."""
-        preset_io.save_preset(self, directory, overwrite=overwrite)
+        preset_io.save_preset(self, directory, overwrite=overwrite, assets=assets)
 
     @classmethod
     def from_config(cls, config):

@@ -14,8 +14,8 @@ WEIGHTS_FILE = "model.weights.h5"
 FORMAT = "kzoo"
 
 
-def save_preset(model, directory, overwrite=False):
-    """Write `model`'s class, config and weights to `directory` atomically."""
+def save_preset(model, directory, overwrite=False, assets=()):
+    """Write `model`'s class, config and weights (and copies of `assets`, e.g. a vocab.txt) atomically."""
     directory = os.path.abspath(directory)
     if os.path.exists(directory) and not overwrite:
         raise FileExistsError(f"{directory} already exists; pass overwrite=True to replace it.")
@@ -27,6 +27,8 @@ def save_preset(model, directory, overwrite=False):
         with open(os.path.join(staging, CONFIG_FILE), "w") as f:
             json.dump(record, f, indent=2)
         model.save_weights(os.path.join(staging, WEIGHTS_FILE))
+        for asset in assets:
+            shutil.copy2(asset, os.path.join(staging, os.path.basename(asset)))
         if os.path.exists(directory):
             shutil.rmtree(directory)
         os.replace(staging, directory)
@@ -48,6 +50,26 @@ def read_preset_config(directory):
     if record.get("format") != FORMAT or "class_name" not in record or "config" not in record:
         raise ValueError(f"{path} is not a kzoo preset config (expected format={FORMAT!r}, class_name, config).")
     return record
+
+
+def is_huggingface_directory(directory):
+    """True for a Hugging Face model directory (its config.json names a `model_type`, not kzoo's format)."""
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isfile(path):
+        return False
+    with open(path) as f:
+        try:
+            record = json.load(f)
+        except json.JSONDecodeError:
+            return False
+    return "model_type" in record and record.get("format") != FORMAT
+
+
+def load_huggingface(directory, **overrides):
+    """The kzoo model converted from a Hugging Face directory (see `kzoo.convert.from_huggingface`)."""
+    from kzoo.convert import from_huggingface
+
+    return from_huggingface(directory, **overrides).model
 
 
 def weights_path(directory):

@@ -126,18 +126,29 @@ class Pretrainer(keras.Model):
     # Presets -------------------------------------------------------------------------------------------
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
-        """A pretrainer on `backbone_class.from_preset(preset)`, or one saved with `save_to_preset`."""
+        """A pretrainer on `backbone_class.from_preset(preset)`, one saved with `save_to_preset`, or a converted
+        Hugging Face directory (its heads are kept when they are this class's, else fresh heads are made)."""
+        if isinstance(preset, (str, os.PathLike)) and preset_io.is_huggingface_directory(preset):
+            model = preset_io.load_huggingface(preset, **kwargs)
+            if type(model) is cls:
+                return model
+            backbone = model if isinstance(model, Backbone) else model.backbone
+            if not isinstance(backbone, cls.backbone_class):
+                raise ValueError(f"{preset} holds a {type(backbone).__name__}; {cls.__name__} needs "
+                                 f"{cls.backbone_class.__name__}.")
+            return cls(backbone)
         if isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
             record = preset_io.read_preset_config(preset)
             if record["class_name"] == cls.__name__:
-                model = cls.from_config({**record["config"], **kwargs})
+                record["config"]["backbone"]["config"].update(kwargs)
+                model = cls.from_config(record["config"])
                 if load_weights:
                     model.load_weights(preset_io.weights_path(preset))
                 return model
         return cls(cls.backbone_class.from_preset(preset, load_weights=load_weights, **kwargs))
 
-    def save_to_preset(self, directory, overwrite=False):
-        preset_io.save_preset(self, directory, overwrite=overwrite)
+    def save_to_preset(self, directory, overwrite=False, assets=()):
+        preset_io.save_preset(self, directory, overwrite=overwrite, assets=assets)
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone), "name": self.name}
