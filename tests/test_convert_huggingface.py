@@ -225,3 +225,26 @@ def test_cli_convert_both_ways_keeps_outputs(tmp_path, capsys):
     expected = _run_hf(reloaded, ids, mask, segments, True)
     outputs = model(_kzoo_inputs(model, ids, mask, segments, np.array([[1, 2, 3]] * 3)))
     _close(outputs["nsp"], expected.seq_relationship_logits, what="nsp after two conversions")
+
+
+@pytest.mark.parametrize("model_type,architecture", [("bert", "BertForSequenceClassification"),
+                                                      ("distilbert", "DistilBertForSequenceClassification"),
+                                                      ("albert", "AlbertForSequenceClassification")])
+def test_classifier_parity_and_round_trip_with_transformers(tmp_path, model_type, architecture):
+    import transformers
+
+    overrides = {"num_labels": 3}
+    if model_type == "albert":
+        overrides.update(num_hidden_groups=2, inner_group_num=2)
+    hf = _hf(model_type, architecture, **overrides)
+    hf.save_pretrained(tmp_path / "src")
+    model = from_huggingface(str(tmp_path / "src")).model
+    assert type(model).__name__ == "TextClassifier" and model.num_classes == 3
+    ids, mask, segments = _inputs()
+    with_segments = model_type != "distilbert"
+    _close(model(_kzoo_inputs(model, ids, mask, segments)), _run_hf(hf, ids, mask, segments, with_segments).logits,
+           what="classifier logits")
+    to_huggingface(model, str(tmp_path / "out"))
+    reloaded = getattr(transformers, architecture).from_pretrained(str(tmp_path / "out")).eval()
+    _close(model(_kzoo_inputs(model, ids, mask, segments)),
+           _run_hf(reloaded, ids, mask, segments, with_segments).logits, what="logits after the round trip")

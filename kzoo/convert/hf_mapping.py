@@ -86,3 +86,11 @@ def mlm_head_entries(head, model_type):
 
 def pair_head_entries(head, task):
     return _dense(head.dense, _PAIR_NAMES[task])
+
+
+def classifier_entries(model):
+    """`TextClassifier` heads: `classifier` everywhere, plus DistilBERT's `pre_classifier`."""
+    entries = _dense(model.classifier, "classifier")
+    if model.pre_classifier is not None:
+        entries = _dense(model.pre_classifier, "pre_classifier") + entries
+    return entries

@@ -22,6 +22,9 @@ _HEADS = {  # architecture -> (kzoo model class name, pair task or None); None c
     "DistilBertModel": (None, None), "DistilBertForMaskedLM": ("DistilBertMaskedLM", None),
     "AlbertModel": (None, None), "AlbertForPreTraining": ("AlbertPretrainer", "sop"),
     "AlbertForMaskedLM": ("AlbertMaskedLM", None),
+    "BertForSequenceClassification": ("TextClassifier", None),
+    "DistilBertForSequenceClassification": ("TextClassifier", None),
+    "AlbertForSequenceClassification": ("TextClassifier", None),
 }
 _DEFAULT_ARCHITECTURE = {"bert": "BertModel", "distilbert": "DistilBertModel", "albert": "AlbertModel"}
 
@@ -112,7 +115,9 @@ def _entries(model, model_type, pair_task):
 
     backbone = model if isinstance(model, Backbone) else model.backbone
     entries = hf_mapping.backbone_entries(backbone, model_type)
-    if not isinstance(model, Backbone):
+    if type(model).__name__ == "TextClassifier":
+        entries += hf_mapping.classifier_entries(model)
+    elif not isinstance(model, Backbone):
         entries += hf_mapping.mlm_head_entries(model.mlm_head, model_type)
         if pair_task:
             entries += hf_mapping.pair_head_entries(model.pair_head, pair_task)
@@ -145,7 +150,13 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
     backbone_class = {"bert": models.BertBackbone, "distilbert": models.DistilBertBackbone,
                       "albert": models.AlbertBackbone}[model_type]
     backbone = backbone_class(**{**backbone_config(config), **overrides})
-    model = backbone if class_name is None else getattr(models, class_name)(backbone)
+    if class_name is None:
+        model = backbone
+    elif class_name == "TextClassifier":
+        num_labels = config.get("num_labels") or len(config.get("id2label") or {}) or 2
+        model = models.TextClassifier(backbone, num_classes=num_labels)
+    else:
+        model = getattr(models, class_name)(backbone)
 
     # MaskedLM checkpoints have no pooler: it stays at its initial value and is reported.
     optional = {"pooler.dense.weight", "pooler.dense.bias", "pooler.weight", "pooler.bias"}
@@ -179,7 +190,9 @@ def _hf_config(model):
     backbone = model if isinstance(model, Backbone) else model.backbone
     architecture = {"BertBackbone": "BertModel", "DistilBertBackbone": "DistilBertModel",
                     "AlbertBackbone": "AlbertModel"}[type(backbone).__name__]
-    if not isinstance(model, Backbone):
+    if type(model).__name__ == "TextClassifier":
+        architecture = architecture.replace("Model", "ForSequenceClassification")
+    elif not isinstance(model, Backbone):
         architecture = next(a for a, (c, _) in _HEADS.items() if c == type(model).__name__)
     if isinstance(backbone, DistilBertBackbone):
         config = dict(model_type="distilbert", vocab_size=backbone.vocabulary_size, n_layers=backbone.num_layers,
@@ -200,6 +213,9 @@ def _hf_config(model):
                           num_hidden_groups=backbone.num_groups, inner_group_num=backbone.num_inner_repetitions,
                           classifier_dropout_prob=backbone.dropout)
     config["architectures"] = [architecture]
+    if type(model).__name__ == "TextClassifier":
+        config["id2label"] = {str(i): f"LABEL_{i}" for i in range(model.num_classes)}
+        config["label2id"] = {f"LABEL_{i}": i for i in range(model.num_classes)}
     return config, architecture
 
 
@@ -220,7 +236,7 @@ def to_huggingface(model, directory, overwrite=False, assets=()):
     tensors = {}
     for variable, name, transpose in _entries(model, model_type, pair_task):
         value = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable.value, dtype="float32")
-        head = name.startswith(("cls.", "vocab_", "predictions.", "sop_classifier."))
+        head = name.startswith(("cls.", "vocab_", "predictions.", "sop_classifier.", "classifier.", "pre_classifier."))
         tensors[name if head else prefix + name] = np.ascontiguousarray(value.T if transpose else value)
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)

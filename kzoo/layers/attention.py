@@ -21,7 +21,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> layer = MultiHeadSelfAttention(num_heads=2, hidden_dim=8)
-    >>> layer(np.ones((1, 3, 8), "float32"), np.array([[1, 1, 0]])).shape
+    >>> tuple(layer(np.ones((1, 3, 8), "float32"), np.array([[1, 1, 0]])).shape)
     (1, 3, 8)
     """
 

@@ -41,7 +41,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> layer = TokenAndPositionEmbedding(vocabulary_size=100, embedding_dim=16, max_sequence_length=32)
-    >>> layer(np.array([[1, 2, 3]]), np.array([[0, 0, 1]])).shape
+    >>> tuple(layer(np.array([[1, 2, 3]]), np.array([[0, 0, 1]])).shape)
     (1, 3, 16)
     """
 
@@ -95,7 +95,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
     def call(self, token_ids, segment_ids=None, training=None):
         sequence_length = token_ids.shape[1]
         check_sequence_length(sequence_length, self.max_sequence_length)
-        check_ids_in_range(token_ids, self.vocabulary_size, "token_ids")
+        token_ids = check_ids_in_range(token_ids, self.vocabulary_size, "token_ids")
         x = self.token_embedding(token_ids)
         # Positions 0..S-1 are the first S rows of the table; a static slice needs no gather.
         positions = self.position_embedding.embeddings[: ops.shape(token_ids)[1]]
@@ -103,7 +103,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         if self.segment_embedding is not None:
             if segment_ids is None:
                 raise ValueError("segment_ids are required when num_segments > 0.")
-            check_ids_in_range(segment_ids, self.num_segments, "segment_ids")
+            segment_ids = check_ids_in_range(segment_ids, self.num_segments, "segment_ids")
             x = x + self.segment_embedding(segment_ids)
         x = self.layer_norm(x)
         return self.dropout_layer(x, training=training)
@@ -132,7 +132,7 @@ class FactorizedEmbedding(TokenAndPositionEmbedding):
     Example:
     >>> import numpy as np
     >>> layer = FactorizedEmbedding(vocabulary_size=100, embedding_dim=8, hidden_dim=32)
-    >>> layer(np.array([[1, 2, 3]]), np.array([[0, 0, 1]])).shape
+    >>> tuple(layer(np.array([[1, 2, 3]]), np.array([[0, 0, 1]])).shape)
     (1, 3, 32)
     """
 

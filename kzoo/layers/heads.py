@@ -14,7 +14,7 @@ class Pooler(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> Pooler(hidden_dim=8)(np.ones((2, 3, 8), "float32")).shape
+    >>> tuple(Pooler(hidden_dim=8)(np.ones((2, 3, 8), "float32")).shape)
     (2, 8)
     """
 
@@ -56,7 +56,7 @@ class MaskedLMHead(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> head = MaskedLMHead(vocabulary_size=50, embedding_dim=8)
-    >>> head(np.ones((2, 6, 8), "float32"), np.array([[1, 4], [0, 5]])).shape
+    >>> tuple(head(np.ones((2, 6, 8), "float32"), np.array([[1, 4], [0, 5]])).shape)
     (2, 2, 50)
     """
 
@@ -99,7 +99,7 @@ class MaskedLMHead(keras.layers.Layer):
         x = sequence_output
         if mask_positions is not None:
             if isinstance(x.shape[1], int):
-                check_ids_in_range(mask_positions, x.shape[1], "mask_positions")
+                mask_positions = check_ids_in_range(mask_positions, x.shape[1], "mask_positions")
             x = ops.take_along_axis(x, ops.cast(mask_positions, "int32")[..., None], axis=1)
         x = self.layer_norm(self.dense(x))
         kernel = self.decoder_kernel if self.token_embedding is None else self.token_embedding.embeddings
@@ -125,7 +125,7 @@ class SentencePairHead(keras.layers.Layer):
 
     Example:
     >>> import numpy as np
-    >>> SentencePairHead()(np.ones((4, 8), "float32")).shape
+    >>> tuple(SentencePairHead()(np.ones((4, 8), "float32")).shape)
     (4, 2)
     """
 

@@ -14,7 +14,7 @@ class TransformerBlock(keras.layers.Layer):
     Example:
     >>> import numpy as np
     >>> block = TransformerBlock(num_heads=2, hidden_dim=8, intermediate_dim=16)
-    >>> block(np.ones((1, 3, 8), "float32"), np.array([[1, 1, 0]])).shape
+    >>> tuple(block(np.ones((1, 3, 8), "float32"), np.array([[1, 1, 0]])).shape)
     (1, 3, 8)
     """
 

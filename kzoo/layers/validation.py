@@ -41,12 +41,16 @@ def _check_range_numpy(values, low, high, what):
 
 
 def check_ids_in_range(ids, limit, what):
-    """Raise `ValueError` naming `what`, the offending value and `limit` unless `0 <= ids < limit`."""
+    """Raise `ValueError` naming `what`, the offending value and `limit` unless `0 <= ids < limit`.
+
+    Returns `ids`; use the returned tensor, because in a `tf.function` it carries the check as a control
+    dependency, so the check runs before the gather that would otherwise fail first with TF's own message.
+    """
     if keras_backend.is_keras_tensor(ids):
-        return
+        return ids
     if is_concrete(ids):
         _check_range_numpy(ops.convert_to_numpy(ids), 0, limit, what)
-        return
+        return ids
     name = keras_backend.backend()
     if name == "jax":
         import jax
@@ -56,8 +60,11 @@ def check_ids_in_range(ids, limit, what):
         import tensorflow as tf
 
         message = f"{what} must be in [0, {limit}) (limit {limit})"
-        tf.debugging.assert_non_negative(ids, message=message)
-        tf.debugging.assert_less(ids, tf.cast(limit, ids.dtype), message=message)
+        checks = [tf.debugging.assert_non_negative(ids, message=message),
+                  tf.debugging.assert_less(ids, tf.cast(limit, ids.dtype), message=message)]
+        with tf.control_dependencies(checks):
+            return tf.identity(ids)
+    return ids
 
 
 def check_sequence_length(length, limit, what="token_ids"):

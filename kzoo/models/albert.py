@@ -18,7 +18,7 @@ class AlbertBackbone(Backbone):
     ...                        intermediate_dim=32, embedding_dim=8, max_sequence_length=64)
     >>> out = model({"token_ids": np.array([[2, 5, 7]]), "segment_ids": np.zeros((1, 3), "int32"),
     ...              "padding_mask": np.ones((1, 3))})
-    >>> out["sequence_output"].shape, len(model.encoder.unique_blocks)
+    >>> tuple(out["sequence_output"].shape), len(model.encoder.unique_blocks)
     ((1, 3, 16), 1)
     """
 

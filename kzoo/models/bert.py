@@ -19,7 +19,7 @@ class BertBackbone(Backbone):
     ...                      intermediate_dim=32, max_sequence_length=64)
     >>> out = model({"token_ids": np.array([[2, 5, 7, 0]]), "segment_ids": np.zeros((1, 4), "int32"),
     ...              "padding_mask": np.array([[1, 1, 1, 0]])})
-    >>> out["sequence_output"].shape, out["pooled_output"].shape
+    >>> tuple(out["sequence_output"].shape), tuple(out["pooled_output"].shape)
     ((1, 4, 16), (1, 16))
     """
 

@@ -13,7 +13,8 @@ class DistilBertBackbone(BertBackbone):
     >>> import numpy as np
     >>> model = DistilBertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16,
     ...                            intermediate_dim=32, max_sequence_length=64)
-    >>> model({"token_ids": np.array([[2, 5, 7]]), "padding_mask": np.ones((1, 3))})["sequence_output"].shape
+    >>> out = model({"token_ids": np.array([[2, 5, 7]]), "padding_mask": np.ones((1, 3))})
+    >>> tuple(out["sequence_output"].shape)
     (1, 3, 16)
     """
 
