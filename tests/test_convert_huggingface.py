@@ -81,6 +81,7 @@ BACKBONE_CASES = [
     ("bert", "BertModel", {}),
     ("bert", "BertModel", {"hidden_act": "gelu_new", "type_vocab_size": 3}),
     ("distilbert", "DistilBertModel", {}),
+    ("distilbert", "DistilBertModel", {"activation": "relu", "initializer_range": 0.05}),
     ("albert", "AlbertModel", {}),
     ("albert", "AlbertModel", {"num_hidden_groups": 2, "inner_group_num": 2}),
     ("albert", "AlbertModel", {"num_hidden_groups": 4, "inner_group_num": 3, "hidden_act": "gelu"}),

@@ -7,11 +7,11 @@ it is read with `torch.load(weights_only=True)`.
 import dataclasses
 import json
 import os
-import shutil
-import tempfile
 
+import keras
 import numpy as np
 
+from kzoo.atomic import atomic_directory
 from kzoo.convert import hf_mapping
 from kzoo.data.tokenizers import load_hf_tokenizer
 
@@ -26,6 +26,7 @@ _HEADS = {  # architecture -> (kzoo model class name, pair task or None); None c
     "DistilBertForSequenceClassification": ("TextClassifier", None),
     "AlbertForSequenceClassification": ("TextClassifier", None),
 }
+_HEAD_NAMES = ("cls.", "vocab_", "predictions.", "sop_classifier.", "classifier.", "pre_classifier.")  # no prefix
 _DEFAULT_ARCHITECTURE = {"bert": "BertModel", "distilbert": "DistilBertModel", "albert": "AlbertModel"}
 
 
@@ -229,27 +230,14 @@ def to_huggingface(model, directory, overwrite=False, assets=()):
     config, architecture = _hf_config(model)
     model_type = config["model_type"]
     pair_task = _HEADS[architecture][1]
-    directory = os.path.abspath(directory)
-    if os.path.exists(directory) and not overwrite:
-        raise FileExistsError(f"{directory} already exists; pass overwrite=True to replace it.")
+    if os.path.exists(directory) and not overwrite:  # fail before converting anything
+        raise FileExistsError(f"{os.path.abspath(directory)} already exists; pass overwrite=True to replace it.")
     prefix = _PREFIXES[model_type] if _HEADS[architecture][0] is not None else ""
     tensors = {}
     for variable, name, transpose in _entries(model, model_type, pair_task):
-        value = np.asarray(variable.numpy() if hasattr(variable, "numpy") else variable.value, dtype="float32")
-        head = name.startswith(("cls.", "vocab_", "predictions.", "sop_classifier.", "classifier.", "pre_classifier."))
-        tensors[name if head else prefix + name] = np.ascontiguousarray(value.T if transpose else value)
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".kzoo-hf-", dir=parent)
-    try:
+        value = np.asarray(keras.ops.convert_to_numpy(variable), dtype="float32")
+        tensors[name if name.startswith(_HEAD_NAMES) else prefix + name] = np.ascontiguousarray(value.T if transpose else value)
+    with atomic_directory(directory, overwrite=overwrite, assets=assets) as staging:
         with open(os.path.join(staging, "config.json"), "w") as f:
             json.dump(config, f, indent=2)
         save_file(tensors, os.path.join(staging, "model.safetensors"), metadata={"format": "pt"})
-        for asset in assets:
-            shutil.copy2(asset, os.path.join(staging, os.path.basename(asset)))
-        if os.path.exists(directory):
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise

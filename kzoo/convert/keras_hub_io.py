@@ -5,6 +5,7 @@ both are row-major over (N, D), so a reshape maps one onto the other. Activation
 keras-hub BERT and ALBERT use tanh GELU, its DistilBERT exact GELU; conversions carry that over.
 """
 
+import keras
 import numpy as np
 
 _KERAS_HUB_ACTIVATION = {"BertBackbone": "gelu_approximate", "DistilBertBackbone": "gelu",
@@ -59,7 +60,7 @@ def _copy(pairs, source_of, target_of):
     plan = []
     for ours, path in pairs:
         source, target = source_of(ours, path), target_of(ours, path)
-        value = np.asarray(source.numpy() if hasattr(source, "numpy") else source.value)
+        value = np.asarray(keras.ops.convert_to_numpy(source))
         if value.size != int(np.prod(target.shape)):
             raise ValueError(f"{path}: {tuple(value.shape)} does not fit {target.path} {tuple(target.shape)}.")
         plan.append((target, value.reshape(tuple(target.shape))))

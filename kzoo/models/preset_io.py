@@ -6,8 +6,8 @@ Writes go to a temporary sibling folder that is renamed into place, so a failed 
 
 import json
 import os
-import shutil
-import tempfile
+
+from kzoo.atomic import atomic_directory
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -16,25 +16,11 @@ FORMAT = "kzoo"
 
 def save_preset(model, directory, overwrite=False, assets=()):
     """Write `model`'s class, config and weights (and copies of `assets`, e.g. a vocab.txt) atomically."""
-    directory = os.path.abspath(directory)
-    if os.path.exists(directory) and not overwrite:
-        raise FileExistsError(f"{directory} already exists; pass overwrite=True to replace it.")
-    parent = os.path.dirname(directory)
-    os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".kzoo-", dir=parent)
-    try:
+    with atomic_directory(directory, overwrite=overwrite, assets=assets) as staging:
         record = {"format": FORMAT, "class_name": type(model).__name__, "config": model.get_config()}
         with open(os.path.join(staging, CONFIG_FILE), "w") as f:
             json.dump(record, f, indent=2)
         model.save_weights(os.path.join(staging, WEIGHTS_FILE))
-        for asset in assets:
-            shutil.copy2(asset, os.path.join(staging, os.path.basename(asset)))
-        if os.path.exists(directory):
-            shutil.rmtree(directory)
-        os.replace(staging, directory)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def read_preset_config(directory):

@@ -1,0 +1,38 @@
+"""Atomic writes of whole directories: a failed write leaves nothing half-written at the destination."""
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+
+@contextlib.contextmanager
+def atomic_directory(directory, overwrite=False, assets=()):
+    """Yield a staging folder beside `directory`; on success it replaces `directory` in one rename.
+
+    An existing destination needs `overwrite=True`. `assets` (file paths) are copied into the staging folder.
+
+    Example:
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "out")
+    >>> with atomic_directory(target) as staging:
+    ...     open(os.path.join(staging, "a.txt"), "w").close()
+    >>> os.listdir(target)
+    ['a.txt']
+    """
+    directory = os.path.abspath(directory)
+    if os.path.exists(directory) and not overwrite:
+        raise FileExistsError(f"{directory} already exists; pass overwrite=True to replace it.")
+    parent = os.path.dirname(directory)
+    os.makedirs(parent, exist_ok=True)
+    staging = tempfile.mkdtemp(prefix=".kzoo-", dir=parent)
+    try:
+        for asset in assets:
+            shutil.copy2(asset, os.path.join(staging, os.path.basename(asset)))
+        yield staging
+        if os.path.exists(directory):
+            shutil.rmtree(directory)
+        os.replace(staging, directory)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
