@@ -22,15 +22,34 @@ class BertWordPieceTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
         self.hf_lowercase = hf_lowercase
 
     def tokenize(self, inputs):
-        if self.hf_lowercase:
-            import tensorflow as tf
-
-            inputs = tf.strings.lower(tf.convert_to_tensor(inputs), encoding="utf-8")
-        return super().tokenize(inputs)
+        return super().tokenize(_lowercase(inputs) if self.hf_lowercase else inputs)
 
     def get_config(self):
         config = super().get_config()
         config["hf_lowercase"] = self.hf_lowercase
+        return config
+
+
+def _lowercase(inputs):
+    import tensorflow as tf
+
+    return tf.strings.lower(tf.convert_to_tensor(inputs), encoding="utf-8")
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class LowercaseSentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
+    """keras-hub's SentencePiece tokenizer, lower-casing first when `lowercase` (ALBERT's `do_lower_case`)."""
+
+    def __init__(self, lowercase=True, **kwargs):
+        super().__init__(**kwargs)
+        self.lowercase = lowercase
+
+    def tokenize(self, inputs):
+        return super().tokenize(_lowercase(inputs) if self.lowercase else inputs)
+
+    def get_config(self):
+        config = super().get_config()
+        config["lowercase"] = self.lowercase
         return config
 
 
@@ -51,15 +70,43 @@ def load_wordpiece(vocabulary, lowercase=True, strip_accents=None, sequence_leng
     )
 
 
-def load_hf_tokenizer(directory, sequence_length=None):
-    """The tokenizer of a Hugging Face directory (`vocab.txt` + `tokenizer_config.json`), or None if absent."""
-    vocabulary = os.path.join(directory, "vocab.txt")
-    if not os.path.isfile(vocabulary):
+def _tokenizer_json_wordpiece(path):
+    """(vocabulary list, lowercase, strip_accents) of a `tokenizers` WordPiece `tokenizer.json`, or None."""
+    with open(path) as f:
+        spec = json.load(f)
+    model = spec.get("model") or {}
+    if model.get("type") != "WordPiece":
         return None
+    vocabulary = [token for token, _ in sorted(model["vocab"].items(), key=lambda item: item[1])]
+    normalizer = spec.get("normalizer") or {}
+    return vocabulary, normalizer.get("lowercase", True), normalizer.get("strip_accents")
+
+
+def load_hf_tokenizer(directory, sequence_length=None):
+    """The tokenizer of a Hugging Face directory, or None if it has none kzoo reads.
+
+    `vocab.txt` (WordPiece, settings from `tokenizer_config.json`), else a WordPiece `tokenizer.json`, else
+    `spiece.model` (SentencePiece, lower-cased first when `do_lower_case`, ALBERT's default).
+    """
     settings = {}
     config_path = os.path.join(directory, "tokenizer_config.json")
     if os.path.isfile(config_path):
         with open(config_path) as f:
             settings = json.load(f)
-    return load_wordpiece(vocabulary, lowercase=settings.get("do_lower_case", True),
-                          strip_accents=settings.get("strip_accents"), sequence_length=sequence_length)
+    vocabulary = os.path.join(directory, "vocab.txt")
+    if os.path.isfile(vocabulary):
+        return load_wordpiece(vocabulary, lowercase=settings.get("do_lower_case", True),
+                              strip_accents=settings.get("strip_accents"), sequence_length=sequence_length)
+    tokenizer_json = os.path.join(directory, "tokenizer.json")
+    if os.path.isfile(tokenizer_json):
+        found = _tokenizer_json_wordpiece(tokenizer_json)
+        if found is not None:
+            words, lowercase, strip_accents = found
+            return BertWordPieceTokenizer(
+                hf_lowercase=lowercase, vocabulary=words, sequence_length=sequence_length, oov_token="[UNK]",
+                strip_accents=lowercase if strip_accents is None else strip_accents)
+    spiece = os.path.join(directory, "spiece.model")
+    if os.path.isfile(spiece):
+        return LowercaseSentencePieceTokenizer(lowercase=settings.get("do_lower_case", True), proto=spiece,
+                                               sequence_length=sequence_length)
+    return None
