@@ -19,24 +19,25 @@ import time
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 
-# Same architecture on both sides. keras-hub's BERT/DistilBERT use tanh GELU, so kzoo is run with it too.
+# Same architecture on both sides; kzoo runs with keras-hub's GELU variant for each (tanh for BERT and ALBERT,
+# exact for DistilBERT), taken from kzoo.convert's table.
 ARCHS = {
     "bert": ("BertBackbone", dict(vocabulary_size=30522, num_layers=12, num_heads=12, hidden_dim=768,
-                                  intermediate_dim=3072, max_sequence_length=512), "gelu_approximate"),
+                                  intermediate_dim=3072, max_sequence_length=512)),
     "distil_bert": ("DistilBertBackbone", dict(vocabulary_size=30522, num_layers=6, num_heads=12, hidden_dim=768,
-                                               intermediate_dim=3072, max_sequence_length=512), "gelu_approximate"),
+                                               intermediate_dim=3072, max_sequence_length=512)),
     "albert": ("AlbertBackbone", dict(vocabulary_size=30000, num_layers=12, num_heads=12, embedding_dim=128,
-                                      hidden_dim=768, intermediate_dim=3072, max_sequence_length=512),
-               "gelu_approximate"),
+                                      hidden_dim=768, intermediate_dim=3072, max_sequence_length=512)),
 }
 
 
 def build(impl, arch):
-    class_name, config, activation = ARCHS[arch]
+    class_name, config = ARCHS[arch]
     if impl == "kzoo":
         from kzoo import models
+        from kzoo.convert.keras_hub_io import _KERAS_HUB_ACTIVATION
 
-        return getattr(models, class_name)(**config, dropout=0.0, activation=activation)
+        return getattr(models, class_name)(**config, dropout=0.0, activation=_KERAS_HUB_ACTIVATION[class_name])
     import keras_hub
 
     return getattr(keras_hub.models, class_name)(**config, dropout=0.0)

@@ -26,13 +26,21 @@ def atomic_directory(directory, overwrite=False, assets=()):
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
     staging = tempfile.mkdtemp(prefix=".kzoo-", dir=parent)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would make the result private to this user
     try:
         for asset in assets:
             shutil.copy2(asset, os.path.join(staging, os.path.basename(asset)))
         yield staging
+        # Replacing: move the old folder aside first, so a crash never leaves the destination missing or mixed.
+        backup = None
         if os.path.exists(directory):
-            shutil.rmtree(directory)
+            backup = tempfile.mkdtemp(prefix=".kzoo-old-", dir=parent)
+            os.replace(directory, os.path.join(backup, "old"))
         os.replace(staging, directory)
+        if backup:
+            shutil.rmtree(backup, ignore_errors=True)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -98,8 +98,9 @@ def _convert(args):
     from kzoo.convert import from_huggingface, to_huggingface
     from kzoo.models import preset_io
 
-    assets = [os.path.join(args.src, name) for name in ("vocab.txt", "tokenizer_config.json")
-              if os.path.isfile(os.path.join(args.src, name))]
+    tokenizer_files = ("vocab.txt", "tokenizer.json", "spiece.model", "tokenizer_config.json",
+                       "special_tokens_map.json")
+    assets = [os.path.join(args.src, name) for name in tokenizer_files if os.path.isfile(os.path.join(args.src, name))]
     if preset_io.is_huggingface_directory(args.src):
         conversion = from_huggingface(args.src, allow_pickle=args.allow_pickle)
         conversion.model.save_to_preset(args.dst, overwrite=args.overwrite, assets=assets)

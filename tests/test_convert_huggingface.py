@@ -201,7 +201,7 @@ def test_from_preset_accepts_hugging_face_directories(tmp_path):
     ids, mask, segments = _inputs()
     x = _kzoo_inputs(backbone, ids, mask, segments)
     _close(backbone(x)["pooled_output"], ops.convert_to_numpy(pretrainer.backbone(x)["pooled_output"]))
-    with pytest.raises(ValueError, match="holds a BertBackbone; AlbertPretrainer needs AlbertBackbone"):
+    with pytest.raises(ValueError, match="AlbertPretrainer needs backbone class AlbertBackbone, got BertBackbone"):
         AlbertPretrainer.from_preset(str(tmp_path / "bert"))
 
 
@@ -249,3 +249,36 @@ def test_classifier_parity_and_round_trip_with_transformers(tmp_path, model_type
     reloaded = getattr(transformers, architecture).from_pretrained(str(tmp_path / "out")).eval()
     _close(model(_kzoo_inputs(model, ids, mask, segments)),
            _run_hf(reloaded, ids, mask, segments, with_segments).logits, what="logits after the round trip")
+
+
+@pytest.mark.parametrize("cls_name", ["AlbertBackbone", "BertBackbone", "DistilBertBackbone"])
+def test_natively_built_models_export_to_transformers(tmp_path, cls_name):
+    """Models built in kzoo (kzoo's own activation names, e.g. "gelu_approximate") load in transformers."""
+    import transformers
+
+    from kzoo import models
+
+    config = dict(vocabulary_size=99, num_layers=2, num_heads=4, hidden_dim=32, intermediate_dim=48,
+                  max_sequence_length=40, dropout=0.0)
+    if cls_name == "AlbertBackbone":
+        config["embedding_dim"] = 16
+    if cls_name == "BertBackbone":
+        config["activation"] = "gelu_approximate"
+    backbone = getattr(models, cls_name)(**config)
+    to_huggingface(backbone, str(tmp_path / "out"))
+    reloaded = transformers.AutoModel.from_pretrained(str(tmp_path / "out")).eval()
+    ids, mask, segments = _inputs()
+    expected = _run_hf(reloaded, ids, mask, segments, cls_name != "DistilBertBackbone")
+    _close(backbone(_kzoo_inputs(backbone, ids, mask, segments))["sequence_output"], expected.last_hidden_state,
+           mask, "sequence_output")
+
+
+def test_untied_decoder_is_refused(tmp_path):
+    from safetensors.numpy import load_file, save_file
+
+    _hf("bert", "BertForMaskedLM").save_pretrained(tmp_path)
+    tensors = load_file(tmp_path / "model.safetensors")
+    tensors["cls.predictions.decoder.weight"] = tensors["bert.embeddings.word_embeddings.weight"] + 1.0
+    save_file(tensors, tmp_path / "model.safetensors")
+    with pytest.raises(ValueError, match="'cls.predictions.decoder.weight' differs from the word embeddings"):
+        from_huggingface(str(tmp_path))

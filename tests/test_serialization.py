@@ -48,7 +48,26 @@ def test_preset_directory_round_trip_and_no_overwrite(arch, tmp_path):
     _assert_same(numpy_outputs(backbone(inputs)), numpy_outputs(restored(inputs)), 1e-6)
     with pytest.raises(FileExistsError, match="overwrite=True"):
         backbone.save_to_preset(directory)
-    assert sorted(os.listdir(tmp_path)) == ["preset"]  # nothing half-written beside it
+
+
+def test_failed_save_leaves_nothing_and_keeps_the_old_preset(tmp_path, monkeypatch):
+    backbone = make_backbone("bert")
+    directory = str(tmp_path / "preset")
+    backbone.save_to_preset(directory)
+    before = sorted(os.listdir(directory))
+
+    def broken_save_weights(path):
+        open(path, "w").write("partial")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(backbone, "save_weights", broken_save_weights)
+    with pytest.raises(OSError, match="disk full"):
+        backbone.save_to_preset(directory, overwrite=True)
+    with pytest.raises(OSError, match="disk full"):
+        backbone.save_to_preset(str(tmp_path / "new"))
+    assert sorted(os.listdir(tmp_path)) == ["preset"]  # no staging folder, no half-written "new"
+    assert sorted(os.listdir(directory)) == before
+    type(backbone).from_preset(directory)  # the old preset still loads
 
 
 @pytest.mark.slow

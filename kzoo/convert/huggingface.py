@@ -36,7 +36,7 @@ class Conversion:
     initial value."""
 
     model: object
-    tokenizer: object  # a keras-hub WordPiece tokenizer when the directory has vocab.txt, else None
+    tokenizer: object  # from vocab.txt, tokenizer.json or spiece.model (see load_hf_tokenizer), else None
     mapped: int
     unused: list
     not_in_checkpoint: list
@@ -87,14 +87,15 @@ def backbone_config(config):
 
 
 def read_hf_tensors(directory, allow_pickle=False):
-    """`{name: numpy array}` from `model.safetensors`, or from `pytorch_model.bin` only when `allow_pickle`."""
+    """(`{name: numpy array}`, the file read) from `model.safetensors`, or from `pytorch_model.bin` only when
+    `allow_pickle`."""
     safetensors_path = os.path.join(directory, "model.safetensors")
     if os.path.isfile(safetensors_path):
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
         try:
-            return load_file(safetensors_path)
+            return load_file(safetensors_path), safetensors_path
         except (SafetensorError, OSError, ValueError) as error:
             raise ValueError(f"{safetensors_path} is not a readable safetensors file: {error}") from error
     bin_path = os.path.join(directory, "pytorch_model.bin")
@@ -107,16 +108,16 @@ def read_hf_tensors(directory, allow_pickle=False):
         import torch
 
         state = torch.load(bin_path, map_location="cpu", weights_only=True)
-        return {name: tensor.float().numpy() for name, tensor in state.items()}
+        return {name: tensor.float().numpy() for name, tensor in state.items()}, bin_path
     raise FileNotFoundError(f"{directory} has neither model.safetensors nor pytorch_model.bin.")
 
 
 def _entries(model, model_type, pair_task):
-    from kzoo.models import Backbone
+    from kzoo.models import Backbone, TextClassifier
 
     backbone = model if isinstance(model, Backbone) else model.backbone
     entries = hf_mapping.backbone_entries(backbone, model_type)
-    if type(model).__name__ == "TextClassifier":
+    if isinstance(model, TextClassifier):
         entries += hf_mapping.classifier_entries(model)
     elif not isinstance(model, Backbone):
         entries += hf_mapping.mlm_head_entries(model.mlm_head, model_type)
@@ -143,7 +144,7 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
     if architecture not in _HEADS:
         raise ValueError(f"{directory}/config.json: architecture {architecture!r} is not supported; "
                          f"kzoo converts {sorted(_HEADS)}.")
-    tensors = read_hf_tensors(directory, allow_pickle=allow_pickle)
+    tensors, source = read_hf_tensors(directory, allow_pickle=allow_pickle)
     prefix = _PREFIXES[model_type]
     tensors = {name[len(prefix):] if name.startswith(prefix) else name: value for name, value in tensors.items()}
 
@@ -155,14 +156,16 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
         model = backbone
     elif class_name == "TextClassifier":
         num_labels = config.get("num_labels") or len(config.get("id2label") or {}) or 2
-        model = models.TextClassifier(backbone, num_classes=num_labels)
+        head_dropout = (config.get("seq_classif_dropout") if model_type == "distilbert" else
+                        config.get("classifier_dropout_prob") if model_type == "albert" else
+                        config.get("classifier_dropout"))
+        model = models.TextClassifier(backbone, num_classes=num_labels, dropout=head_dropout)
     else:
         model = getattr(models, class_name)(backbone)
 
     # MaskedLM checkpoints have no pooler: it stays at its initial value and is reported.
     optional = {"pooler.dense.weight", "pooler.dense.bias", "pooler.weight", "pooler.bias"}
     assignments, not_in_checkpoint = [], []
-    source = os.path.join(directory, "model.safetensors")
     for variable, name, transpose in _entries(model, model_type, pair_task):
         if name not in tensors:
             if name in optional and class_name is not None:
@@ -175,6 +178,12 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
                              f"{variable.path} needs {tuple(variable.shape)}"
                              f"{' (transposed)' if transpose else ''}.")
         assignments.append((variable, name, value))
+    word_embeddings = tensors.get("embeddings.word_embeddings.weight")
+    for decoder in ("cls.predictions.decoder.weight", "vocab_projector.weight", "predictions.decoder.weight"):
+        if class_name not in (None, "TextClassifier") and decoder in tensors and word_embeddings is not None:
+            if not np.array_equal(tensors[decoder], word_embeddings):
+                raise ValueError(f"{source}: {decoder!r} differs from the word embeddings; kzoo's MLM decoder is "
+                                 "tied to them (tie_word_embeddings=False is not supported).")
     for variable, _, value in assignments:
         variable.assign(np.asarray(value, dtype="float32"))
     used = {name for _, name, _ in assignments}
@@ -185,13 +194,17 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
                       not_in_checkpoint=not_in_checkpoint)
 
 
+# kzoo activation names that transformers' ACT2FN does not know, and its names for them.
+_HF_ACTIVATION = {"gelu_approximate": "gelu_new", "gelu_exact": "gelu"}
+
+
 def _hf_config(model):
-    from kzoo.models import AlbertBackbone, Backbone, DistilBertBackbone
+    from kzoo.models import AlbertBackbone, Backbone, DistilBertBackbone, TextClassifier
 
     backbone = model if isinstance(model, Backbone) else model.backbone
     architecture = {"BertBackbone": "BertModel", "DistilBertBackbone": "DistilBertModel",
                     "AlbertBackbone": "AlbertModel"}[type(backbone).__name__]
-    if type(model).__name__ == "TextClassifier":
+    if isinstance(model, TextClassifier):
         architecture = architecture.replace("Model", "ForSequenceClassification")
     elif not isinstance(model, Backbone):
         architecture = next(a for a, (c, _) in _HEADS.items() if c == type(model).__name__)
@@ -199,7 +212,8 @@ def _hf_config(model):
         config = dict(model_type="distilbert", vocab_size=backbone.vocabulary_size, n_layers=backbone.num_layers,
                       n_heads=backbone.num_heads, dim=backbone.hidden_dim, hidden_dim=backbone.intermediate_dim,
                       dropout=backbone.dropout, attention_dropout=backbone.dropout,
-                      max_position_embeddings=backbone.max_sequence_length, activation=backbone.activation,
+                      max_position_embeddings=backbone.max_sequence_length,
+                      activation=_HF_ACTIVATION.get(backbone.activation, backbone.activation),
                       initializer_range=backbone.initializer_range, sinusoidal_pos_embds=False, pad_token_id=0)
     else:
         config = dict(model_type="bert", vocab_size=backbone.vocabulary_size,
@@ -207,14 +221,17 @@ def _hf_config(model):
                       hidden_size=backbone.hidden_dim, intermediate_size=backbone.intermediate_dim,
                       hidden_dropout_prob=backbone.dropout, attention_probs_dropout_prob=backbone.dropout,
                       max_position_embeddings=backbone.max_sequence_length, type_vocab_size=backbone.num_segments,
-                      hidden_act=backbone.activation, layer_norm_eps=backbone.layer_norm_epsilon,
+                      hidden_act=_HF_ACTIVATION.get(backbone.activation, backbone.activation),
+                      layer_norm_eps=backbone.layer_norm_epsilon,
                       initializer_range=backbone.initializer_range, pad_token_id=0)
         if isinstance(backbone, AlbertBackbone):
             config.update(model_type="albert", embedding_size=backbone.embedding_dim,
-                          num_hidden_groups=backbone.num_groups, inner_group_num=backbone.num_inner_repetitions,
-                          classifier_dropout_prob=backbone.dropout)
+                          num_hidden_groups=backbone.num_groups, inner_group_num=backbone.num_inner_repetitions)
     config["architectures"] = [architecture]
-    if type(model).__name__ == "TextClassifier":
+    if isinstance(model, TextClassifier):
+        dropout = backbone.dropout if model.dropout is None else model.dropout
+        config[{"distilbert": "seq_classif_dropout", "albert": "classifier_dropout_prob"}.get(
+            config["model_type"], "classifier_dropout")] = dropout
         config["id2label"] = {str(i): f"LABEL_{i}" for i in range(model.num_classes)}
         config["label2id"] = {f"LABEL_{i}": i for i in range(model.num_classes)}
     return config, architecture
@@ -235,6 +252,8 @@ def to_huggingface(model, directory, overwrite=False, assets=()):
     prefix = _PREFIXES[model_type] if _HEADS[architecture][0] is not None else ""
     tensors = {}
     for variable, name, transpose in _entries(model, model_type, pair_task):
+        if architecture.endswith("ForMaskedLM") and name.startswith("pooler"):
+            continue  # *ForMaskedLM has no pooler
         value = np.asarray(keras.ops.convert_to_numpy(variable), dtype="float32")
         tensors[name if name.startswith(_HEAD_NAMES) else prefix + name] = np.ascontiguousarray(value.T if transpose else value)
     with atomic_directory(directory, overwrite=overwrite, assets=assets) as staging:

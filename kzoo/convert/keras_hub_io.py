@@ -56,7 +56,7 @@ def variable_pairs(backbone):
 
 
 def _copy(pairs, source_of, target_of):
-    """Check every shape first, then assign: a mismatch leaves the target untouched."""
+    """Check every size first, then assign (reshaping per-head kernels): a mismatch leaves the target untouched."""
     plan = []
     for ours, path in pairs:
         source, target = source_of(ours, path), target_of(ours, path)
@@ -104,16 +104,21 @@ def to_keras_hub(backbone):
     """
     import keras_hub
 
+    from kzoo.layers import get_activation
+
     class_name = type(backbone).__name__
+    if class_name not in _KERAS_HUB_ACTIVATION:
+        raise ValueError(f"{class_name} has no keras-hub counterpart ({sorted(_KERAS_HUB_ACTIVATION)}).")
     expected = _KERAS_HUB_ACTIVATION[class_name]
-    if backbone.activation not in (expected, {"gelu_approximate": "gelu_new"}.get(expected)):
+    if get_activation(backbone.activation) is not get_activation(expected):
         raise ValueError(f"keras-hub's {class_name} uses activation {expected!r}; this backbone uses "
                          f"{backbone.activation!r}, so its outputs would differ there.")
+    if backbone.layer_norm_epsilon != 1e-12:
+        raise ValueError(f"keras-hub's {class_name} uses layer_norm_epsilon=1e-12; this backbone uses "
+                         f"{backbone.layer_norm_epsilon}.")
     config = backbone.get_config()
     for key in ("name", "trainable", "dtype", "activation", "layer_norm_epsilon", "initializer_range"):
         config.pop(key, None)
-    if config.get("layer_norm_epsilon", 1e-12) != 1e-12:
-        raise ValueError("keras-hub backbones use layer_norm_epsilon=1e-12.")
     hub = getattr(keras_hub.models, class_name)(**config)
     variables = _hub_variables(hub)
     _copy(variable_pairs(backbone), lambda ours, path: ours, lambda ours, path: variables[path])

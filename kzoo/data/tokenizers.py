@@ -38,7 +38,11 @@ def _lowercase(inputs):
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class LowercaseSentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
-    """keras-hub's SentencePiece tokenizer, lower-casing first when `lowercase` (ALBERT's `do_lower_case`)."""
+    """keras-hub's SentencePiece tokenizer, lower-casing first when `lowercase` (ALBERT's `do_lower_case`).
+
+    Hugging Face's `AlbertTokenizer` also strips accents and rewrites quotes before SentencePiece; that
+    preprocessing is not reproduced here yet, so ids can differ from HF's on accented or quoted text.
+    """
 
     def __init__(self, lowercase=True, **kwargs):
         super().__init__(**kwargs)
@@ -70,16 +74,19 @@ def load_wordpiece(vocabulary, lowercase=True, strip_accents=None, sequence_leng
     )
 
 
-def _tokenizer_json_wordpiece(path):
-    """(vocabulary list, lowercase, strip_accents) of a `tokenizers` WordPiece `tokenizer.json`, or None."""
+def _tokenizer_json_wordpiece(path, do_lower_case=True):
+    """(vocabulary list, lowercase, strip_accents, unk token) of a `tokenizers` WordPiece `tokenizer.json`, or
+    None. Case and accents come from its `BertNormalizer`, else from `do_lower_case`."""
     with open(path) as f:
         spec = json.load(f)
     model = spec.get("model") or {}
-    if model.get("type") != "WordPiece":
+    if model.get("type") != "WordPiece" or model.get("continuing_subword_prefix", "##") != "##":
         return None
     vocabulary = [token for token, _ in sorted(model["vocab"].items(), key=lambda item: item[1])]
     normalizer = spec.get("normalizer") or {}
-    return vocabulary, normalizer.get("lowercase", True), normalizer.get("strip_accents")
+    if normalizer.get("type") == "BertNormalizer":
+        return vocabulary, normalizer.get("lowercase", True), normalizer.get("strip_accents"), model.get("unk_token")
+    return vocabulary, do_lower_case, None, model.get("unk_token", "[UNK]")
 
 
 def load_hf_tokenizer(directory, sequence_length=None):
@@ -99,11 +106,11 @@ def load_hf_tokenizer(directory, sequence_length=None):
                               strip_accents=settings.get("strip_accents"), sequence_length=sequence_length)
     tokenizer_json = os.path.join(directory, "tokenizer.json")
     if os.path.isfile(tokenizer_json):
-        found = _tokenizer_json_wordpiece(tokenizer_json)
+        found = _tokenizer_json_wordpiece(tokenizer_json, settings.get("do_lower_case", True))
         if found is not None:
-            words, lowercase, strip_accents = found
+            words, lowercase, strip_accents, unk = found
             return BertWordPieceTokenizer(
-                hf_lowercase=lowercase, vocabulary=words, sequence_length=sequence_length, oov_token="[UNK]",
+                hf_lowercase=lowercase, vocabulary=words, sequence_length=sequence_length, oov_token=unk or "[UNK]",
                 strip_accents=lowercase if strip_accents is None else strip_accents)
     spiece = os.path.join(directory, "spiece.model")
     if os.path.isfile(spiece):

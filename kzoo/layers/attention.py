@@ -77,10 +77,10 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         return self.output_dense(context)
 
     def _attention_with_dropout(self, query, key, value, mask, scale, training):
-        scores = ops.einsum("bqhd,bkhd->bhqk", query, key) * ops.cast(scale, query.dtype)
+        scores = ops.cast(ops.einsum("bqhd,bkhd->bhqk", query, key), "float32") * scale
         if mask is not None:
-            scores = ops.where(mask, scores, ops.cast(-1e9 if scores.dtype == "float32" else -3e4, scores.dtype))
-        probs = ops.softmax(ops.cast(scores, "float32"), axis=-1)
+            scores = ops.where(mask, scores, -1e9)
+        probs = ops.softmax(scores, axis=-1)
         probs = self.probs_dropout(ops.cast(probs, value.dtype), training=training)
         return ops.einsum("bhqk,bkhd->bqhd", probs, value)
 

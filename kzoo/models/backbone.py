@@ -76,7 +76,7 @@ class Backbone(keras.Model):
         if isinstance(preset, (str, os.PathLike)) and preset_io.is_huggingface_directory(preset):
             model = preset_io.load_huggingface(preset, **kwargs)
             backbone = model if isinstance(model, Backbone) else model.backbone
-            if cls is not Backbone and not isinstance(backbone, cls):
+            if cls is not Backbone and type(backbone) is not cls:
                 raise ValueError(f"{preset} holds a {type(backbone).__name__}, not a {cls.__name__}.")
             return backbone
         if isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
@@ -86,6 +86,9 @@ class Backbone(keras.Model):
                     f"{preset} holds a {record['class_name']}, not a {cls.__name__}."
                 )
             target = _backbone_class(record["class_name"])
+            if not (isinstance(target, type) and issubclass(target, Backbone)):
+                raise ValueError(f"{preset} holds a {record['class_name']}, not a backbone; load it with "
+                                 f"{record['class_name']}.from_preset, or a task's from_preset.")
             model = target(**{**record["config"], **kwargs})
             if load_weights:
                 model.load_weights(preset_io.weights_path(preset))
@@ -116,4 +119,4 @@ class Backbone(keras.Model):
 def _backbone_class(class_name):
     from kzoo import models
 
-    return getattr(models, class_name)
+    return getattr(models, class_name, None)

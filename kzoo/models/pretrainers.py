@@ -39,6 +39,7 @@ class Pretrainer(Task):
     pair_head_class = None
 
     def __init__(self, backbone, **kwargs):
+        self.check_backbone(backbone)
         inputs = dict(backbone.input)
         inputs["mask_positions"] = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
         features = backbone({key: inputs[key] for key in backbone.input_keys})

@@ -15,6 +15,13 @@ class Task(keras.Model):
 
     backbone_class = Backbone
 
+    @classmethod
+    def check_backbone(cls, backbone):
+        """Raise unless `backbone` is exactly `backbone_class` (DistilBERT subclasses BERT but is not one)."""
+        if cls.backbone_class is not Backbone and type(backbone) is not cls.backbone_class:
+            raise ValueError(f"{cls.__name__} needs backbone class {cls.backbone_class.__name__}, "
+                             f"got {type(backbone).__name__}.")
+
     def _task_config(self):
         """The subclass's own constructor arguments (besides the backbone)."""
         return {}
@@ -36,9 +43,6 @@ class Task(keras.Model):
             if type(model) is cls and not task_kwargs:
                 return model
             backbone = model if isinstance(model, Backbone) else model.backbone
-            if not isinstance(backbone, cls.backbone_class):
-                raise ValueError(f"{preset} holds a {type(backbone).__name__}; {cls.__name__} needs "
-                                 f"{cls.backbone_class.__name__}.")
             return cls(backbone, **task_kwargs)
         if isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
             record = preset_io.read_preset_config(preset)
@@ -48,6 +52,14 @@ class Task(keras.Model):
                 if load_weights:
                     model.load_weights(preset_io.weights_path(preset))
                 return model
+            if "backbone" in record["config"]:  # another task's folder: keep its backbone, make fresh heads
+                other = keras.saving.get_registered_object(f"kzoo>{record['class_name']}")
+                if other is None:
+                    raise ValueError(f"{preset} holds an unknown kzoo class {record['class_name']!r}.")
+                model = other.from_config(record["config"])
+                if load_weights:
+                    model.load_weights(preset_io.weights_path(preset))
+                return cls(model.backbone, **task_kwargs)
         backbone = cls.backbone_class.from_preset(preset, load_weights=load_weights, **backbone_kwargs)
         return cls(backbone, **task_kwargs)
 
