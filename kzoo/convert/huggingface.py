@@ -28,6 +28,10 @@ _HEADS = {  # architecture -> (kzoo model class name, pair task or None); None c
 }
 _HEAD_NAMES = ("cls.", "vocab_", "predictions.", "sop_classifier.", "classifier.", "pre_classifier.")  # no prefix
 _DEFAULT_ARCHITECTURE = {"bert": "BertModel", "distilbert": "DistilBertModel", "albert": "AlbertModel"}
+# kzoo activation names that transformers' ACT2FN does not know, and its names for them.
+_HF_ACTIVATION = {"gelu_approximate": "gelu_new", "gelu_exact": "gelu"}
+# Pooler weights: absent from *ForMaskedLM checkpoints (left at their initial value on import, skipped on export).
+_POOLER_NAMES = {"pooler.dense.weight", "pooler.dense.bias", "pooler.weight", "pooler.bias"}
 
 
 @dataclasses.dataclass
@@ -156,19 +160,16 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
         model = backbone
     elif class_name == "TextClassifier":
         num_labels = config.get("num_labels") or len(config.get("id2label") or {}) or 2
-        head_dropout = (config.get("seq_classif_dropout") if model_type == "distilbert" else
-                        config.get("classifier_dropout_prob") if model_type == "albert" else
-                        config.get("classifier_dropout"))
+        head_dropout = config.get(_classifier_dropout_key(model_type))
         model = models.TextClassifier(backbone, num_classes=num_labels, dropout=head_dropout)
     else:
         model = getattr(models, class_name)(backbone)
 
     # MaskedLM checkpoints have no pooler: it stays at its initial value and is reported.
-    optional = {"pooler.dense.weight", "pooler.dense.bias", "pooler.weight", "pooler.bias"}
     assignments, not_in_checkpoint = [], []
     for variable, name, transpose in _entries(model, model_type, pair_task):
         if name not in tensors:
-            if name in optional and class_name is not None:
+            if name in _POOLER_NAMES and class_name is not None:
                 not_in_checkpoint.append(name)
                 continue
             raise ValueError(f"{source}: tensor {name!r} is missing (needed for {variable.path}).")
@@ -179,8 +180,9 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
                              f"{' (transposed)' if transpose else ''}.")
         assignments.append((variable, name, value))
     word_embeddings = tensors.get("embeddings.word_embeddings.weight")
+    has_mlm_head = class_name not in (None, "TextClassifier")
     for decoder in ("cls.predictions.decoder.weight", "vocab_projector.weight", "predictions.decoder.weight"):
-        if class_name not in (None, "TextClassifier") and decoder in tensors and word_embeddings is not None:
+        if has_mlm_head and decoder in tensors and word_embeddings is not None:
             if not np.array_equal(tensors[decoder], word_embeddings):
                 raise ValueError(f"{source}: {decoder!r} differs from the word embeddings; kzoo's MLM decoder is "
                                  "tied to them (tie_word_embeddings=False is not supported).")
@@ -194,8 +196,10 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
                       not_in_checkpoint=not_in_checkpoint)
 
 
-# kzoo activation names that transformers' ACT2FN does not know, and its names for them.
-_HF_ACTIVATION = {"gelu_approximate": "gelu_new", "gelu_exact": "gelu"}
+def _classifier_dropout_key(model_type):
+    """The config.json key of the sequence-classification head's dropout, per model type."""
+    return {"distilbert": "seq_classif_dropout", "albert": "classifier_dropout_prob"}.get(
+        model_type, "classifier_dropout")
 
 
 def _hf_config(model):
@@ -208,12 +212,13 @@ def _hf_config(model):
         architecture = architecture.replace("Model", "ForSequenceClassification")
     elif not isinstance(model, Backbone):
         architecture = next(a for a, (c, _) in _HEADS.items() if c == type(model).__name__)
+    hf_activation = _HF_ACTIVATION.get(backbone.activation, backbone.activation)
     if isinstance(backbone, DistilBertBackbone):
         config = dict(model_type="distilbert", vocab_size=backbone.vocabulary_size, n_layers=backbone.num_layers,
                       n_heads=backbone.num_heads, dim=backbone.hidden_dim, hidden_dim=backbone.intermediate_dim,
                       dropout=backbone.dropout, attention_dropout=backbone.dropout,
                       max_position_embeddings=backbone.max_sequence_length,
-                      activation=_HF_ACTIVATION.get(backbone.activation, backbone.activation),
+                      activation=hf_activation,
                       initializer_range=backbone.initializer_range, sinusoidal_pos_embds=False, pad_token_id=0)
     else:
         config = dict(model_type="bert", vocab_size=backbone.vocabulary_size,
@@ -221,7 +226,7 @@ def _hf_config(model):
                       hidden_size=backbone.hidden_dim, intermediate_size=backbone.intermediate_dim,
                       hidden_dropout_prob=backbone.dropout, attention_probs_dropout_prob=backbone.dropout,
                       max_position_embeddings=backbone.max_sequence_length, type_vocab_size=backbone.num_segments,
-                      hidden_act=_HF_ACTIVATION.get(backbone.activation, backbone.activation),
+                      hidden_act=hf_activation,
                       layer_norm_eps=backbone.layer_norm_epsilon,
                       initializer_range=backbone.initializer_range, pad_token_id=0)
         if isinstance(backbone, AlbertBackbone):
@@ -230,8 +235,7 @@ def _hf_config(model):
     config["architectures"] = [architecture]
     if isinstance(model, TextClassifier):
         dropout = backbone.dropout if model.dropout is None else model.dropout
-        config[{"distilbert": "seq_classif_dropout", "albert": "classifier_dropout_prob"}.get(
-            config["model_type"], "classifier_dropout")] = dropout
+        config[_classifier_dropout_key(config["model_type"])] = dropout
         config["id2label"] = {str(i): f"LABEL_{i}" for i in range(model.num_classes)}
         config["label2id"] = {f"LABEL_{i}": i for i in range(model.num_classes)}
     return config, architecture
@@ -252,8 +256,8 @@ def to_huggingface(model, directory, overwrite=False, assets=()):
     prefix = _PREFIXES[model_type] if _HEADS[architecture][0] is not None else ""
     tensors = {}
     for variable, name, transpose in _entries(model, model_type, pair_task):
-        if architecture.endswith("ForMaskedLM") and name.startswith("pooler"):
-            continue  # *ForMaskedLM has no pooler
+        if architecture.endswith("ForMaskedLM") and name in _POOLER_NAMES:
+            continue
         value = np.asarray(keras.ops.convert_to_numpy(variable), dtype="float32")
         tensors[name if name.startswith(_HEAD_NAMES) else prefix + name] = np.ascontiguousarray(value.T if transpose else value)
     with atomic_directory(directory, overwrite=overwrite, assets=assets) as staging:

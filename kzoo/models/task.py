@@ -46,20 +46,17 @@ class Task(keras.Model):
             return cls(backbone, **task_kwargs)
         if isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
             record = preset_io.read_preset_config(preset)
-            if record["class_name"] == cls.__name__:
-                record["config"]["backbone"]["config"].update(backbone_kwargs)
-                model = cls.from_config({**record["config"], **task_kwargs})
-                if load_weights:
-                    model.load_weights(preset_io.weights_path(preset))
-                return model
-            if "backbone" in record["config"]:  # another task's folder: keep its backbone, make fresh heads
-                other = keras.saving.get_registered_object(f"kzoo>{record['class_name']}")
-                if other is None:
+            same_class = record["class_name"] == cls.__name__
+            if same_class or "backbone" in record["config"]:  # this task's folder, or another task's
+                saved_class = cls if same_class else keras.saving.get_registered_object(f"kzoo>{record['class_name']}")
+                if saved_class is None:
                     raise ValueError(f"{preset} holds an unknown kzoo class {record['class_name']!r}.")
-                model = other.from_config(record["config"])
+                record["config"]["backbone"]["config"].update(backbone_kwargs)
+                model = saved_class.from_config({**record["config"], **(task_kwargs if same_class else {})})
                 if load_weights:
                     model.load_weights(preset_io.weights_path(preset))
-                return cls(model.backbone, **task_kwargs)
+                # Another task's folder: keep its backbone, make fresh heads.
+                return model if same_class else cls(model.backbone, **task_kwargs)
         backbone = cls.backbone_class.from_preset(preset, load_weights=load_weights, **backbone_kwargs)
         return cls(backbone, **task_kwargs)
 
