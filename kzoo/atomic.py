@@ -44,3 +44,31 @@ def atomic_directory(directory, overwrite=False, assets=()):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+@contextlib.contextmanager
+def atomic_file(path, mode="w"):
+    """Yield an open temporary file beside `path`; on success it replaces `path` in one rename.
+
+    Example:
+    >>> import os, tempfile
+    >>> target = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    >>> with atomic_file(target) as f:
+    ...     _ = f.write("[PAD]\\n")
+    >>> open(target).read()
+    '[PAD]\\n'
+    """
+    path = os.path.abspath(path)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    handle, staging = tempfile.mkstemp(prefix=".kzoo-", dir=os.path.dirname(path))
+    try:
+        with os.fdopen(handle, mode) as f:
+            yield f
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(staging, 0o666 & ~umask)
+        os.replace(staging, path)
+    except BaseException:
+        if os.path.exists(staging):
+            os.remove(staging)
+        raise

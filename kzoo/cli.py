@@ -118,6 +118,40 @@ def _convert(args):
           f"({len(model.weights)} variables written)")
 
 
+def _pretrain(args):
+    from kzoo.train.pretrain import PretrainConfig, pretrain
+
+    if args.cpu_devices:
+        _virtual_cpu_devices(args.cpu_devices)
+    config = PretrainConfig(
+        arch=args.arch, corpus=args.corpus, out=args.out, preset=args.preset, vocab=args.vocab,
+        vocabulary_size=args.vocab_size, steps=args.steps, batch_size=args.batch_size,
+        sequence_length=args.sequence_length, learning_rate=args.learning_rate, warmup=args.warmup,
+        optimizer=args.optimizer, masking=args.masking, log_every=args.log_every, holdout_every=args.holdout_every,
+        eval_batches=args.eval_batches, data_parallel=args.data_parallel, seed=args.seed, overwrite=args.overwrite,
+        verbose=2 if args.quiet else 1)
+    summary = pretrain(config)
+    held_out = summary["held_out"]
+    print(f"\nheld-out: " + ", ".join(f"{k} {v:.4f}" for k, v in held_out.items()))
+    print(f"unigram baseline MLM accuracy {summary['unigram_baseline_mlm_accuracy']:.4f}")
+    print(f"wrote {args.out}/model, metrics.csv, metrics.png, summary.json")
+
+
+def _virtual_cpu_devices(count):
+    """Split the host CPU into `count` devices (for trying --data-parallel without accelerators)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", count)
+    else:
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="kzoo", description="BERT, DistilBERT and ALBERT on Keras 3.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -138,12 +172,45 @@ def build_parser():
     convert.add_argument("--allow-pickle", action="store_true",
                          help="accept pytorch_model.bin (read with torch.load(weights_only=True))")
     convert.set_defaults(func=_convert)
+    pretrain = commands.add_parser(
+        "pretrain", help="pretrain BERT (MLM+NSP), DistilBERT (MLM) or ALBERT (MLM+SOP) on a folder of .txt files",
+        description="Trains the tokenizer when --vocab is not given, then the model; checkpoints every "
+                    "--log-every steps and resumes when run again with the same --out. Documents are separated "
+                    "by blank lines.")
+    pretrain.add_argument("--arch", required=True, choices=["bert", "distil_bert", "albert"])
+    pretrain.add_argument("--corpus", required=True, nargs="+", help="folder(s) or .txt file(s)")
+    pretrain.add_argument("--out", required=True, help="output folder (resumes if it holds a backup)")
+    pretrain.add_argument("--vocab", help="existing vocab.txt (WordPiece) or spiece.model (SentencePiece)")
+    pretrain.add_argument("--vocab-size", type=int, default=8000, help="size of a vocabulary trained here")
+    pretrain.add_argument("--preset", help="architecture preset (default: the arch's tiny preset)")
+    pretrain.add_argument("--steps", type=int, default=1000)
+    pretrain.add_argument("--batch-size", type=int, default=32, help="global batch size")
+    pretrain.add_argument("--sequence-length", type=int, default=128)
+    pretrain.add_argument("--learning-rate", type=float, default=5e-4, help="peak learning rate")
+    pretrain.add_argument("--warmup", type=float, default=0.1, help="share of steps for linear warmup")
+    pretrain.add_argument("--optimizer", choices=["adamw", "lamb"], help="default: adamw; lamb for albert")
+    pretrain.add_argument("--masking", choices=["token", "whole_word", "ngram"],
+                          help="default: token; ngram for albert")
+    pretrain.add_argument("--log-every", type=int, default=50, help="steps between metrics rows and checkpoints")
+    pretrain.add_argument("--holdout-every", type=int, default=20, help="every k-th document is held out")
+    pretrain.add_argument("--eval-batches", type=int, default=20)
+    pretrain.add_argument("--data-parallel", action="store_true",
+                          help="all devices: keras.distribution.DataParallel (jax) / MirroredStrategy (tensorflow)")
+    pretrain.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)
+    pretrain.add_argument("--seed", type=int, default=0)
+    pretrain.add_argument("--overwrite", action="store_true", help="start over even if --out holds a model")
+    pretrain.add_argument("--quiet", action="store_true", help="one line per --log-every steps")
+    pretrain.set_defaults(func=_pretrain)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    args.func(args)
+    try:
+        args.func(args)
+    except (ValueError, FileNotFoundError, FileExistsError) as error:  # bad input: say what, no traceback
+        print(f"kzoo {args.command}: error: {error}", file=sys.stderr)
+        return 2
     return 0
 
 

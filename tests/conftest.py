@@ -69,3 +69,40 @@ def run_python(code, backend, timeout=600):
 @pytest.fixture(params=ARCHS)
 def arch(request):
     return request.param
+
+
+SHARED_DATA = os.path.join(os.path.dirname(ROOT), "shared", "data")
+AUSTEN = os.path.join(SHARED_DATA, "corpora", "austen")
+
+_WORDS = ("the a one this that every some her his our their old young quiet bright dark small large happy "
+          "careful kind proud".split(), "house garden letter sister brother friend river village carriage morning "
+          "evening dinner ball walk visit window road book note party".split(),
+          "saw found wrote read visited liked admired left opened closed carried remembered praised "
+          "watched".split(), "quickly slowly gladly early late again often seldom".split())
+
+
+def write_text_corpus(directory, documents=120, seed=0):
+    """A small English-like corpus: `documents` paragraphs of 2–6 sentences over a 70-word vocabulary, split
+    into two .txt files with blank lines between documents. Returns the folder."""
+    rng = np.random.default_rng(seed)
+    determiners, nouns, verbs, adverbs = _WORDS
+
+    def sentence():
+        words = [rng.choice(determiners), rng.choice(nouns), rng.choice(verbs), rng.choice(determiners),
+                 rng.choice(nouns)]
+        if rng.random() < 0.5:
+            words.append(rng.choice(adverbs))
+        return " ".join(words).capitalize() + rng.choice([".", ".", "!", "?"])
+
+    paragraphs = [" ".join(sentence() for _ in range(rng.integers(2, 7))) for _ in range(documents)]
+    os.makedirs(directory, exist_ok=True)
+    half = documents // 2
+    for name, part in (("part1.txt", paragraphs[:half]), ("part2.txt", paragraphs[half:])):
+        with open(os.path.join(directory, name), "w") as f:
+            f.write("\n\n".join(part) + "\n")
+    return directory
+
+
+@pytest.fixture(scope="session")
+def text_corpus(tmp_path_factory):
+    return write_text_corpus(str(tmp_path_factory.mktemp("corpus")))

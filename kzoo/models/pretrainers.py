@@ -13,13 +13,30 @@ from kzoo.models.task import Task
 def weighted_cross_entropy(labels, logits, weights=None):
     """Mean cross-entropy, weighted: Σ w·CE / Σ w, as BERT's reference code computes the MLM loss.
 
-    (Keras' `sum_over_batch_size` would divide by every slot, padded predictions included.)
+    (Keras' `sum_over_batch_size` would divide by every slot, padded predictions included.) Under
+    `tf.distribute` each replica returns its share: its Σ w·CE over the Σ w of the global batch, so the summed
+    gradients of the replicas are those of the global mean, as on one device.
     """
     losses = keras.losses.sparse_categorical_crossentropy(labels, ops.cast(logits, "float32"), from_logits=True)
-    if weights is None:
-        return ops.mean(losses)
-    weights = ops.cast(weights, "float32")
-    return ops.sum(losses * weights) / ops.maximum(ops.sum(weights), 1e-5)
+    weights = ops.ones_like(losses) if weights is None else ops.cast(weights, "float32")
+    return ops.sum(losses * weights) / ops.maximum(_sum_over_replicas(ops.sum(weights)), 1e-5)
+
+
+def _replicas():
+    """The number of `tf.distribute` replicas computing one step (1 off TensorFlow or without a strategy)."""
+    if keras.backend.backend() != "tensorflow":
+        return 1
+    import tensorflow as tf
+
+    return tf.distribute.get_strategy().num_replicas_in_sync
+
+
+def _sum_over_replicas(value):
+    if _replicas() == 1:
+        return value
+    import tensorflow as tf
+
+    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
 
 
 class Pretrainer(Task):
@@ -99,15 +116,16 @@ class Pretrainer(Task):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         mask_ids, pair_labels = self._targets(y)
         mask_weights, pair_weights = self._weights(sample_weight)
+        replicas = _replicas()  # trackers average over replicas: log replicas × share = the global value
         mlm_loss = weighted_cross_entropy(mask_ids, y_pred["mlm"], mask_weights)
-        self.mlm_loss_tracker.update_state(mlm_loss)
+        self.mlm_loss_tracker.update_state(mlm_loss * replicas)
         loss = mlm_loss
         if self.pair_task is not None:
             pair_loss = weighted_cross_entropy(pair_labels, y_pred[self.pair_task], pair_weights)
-            self.pair_loss_tracker.update_state(pair_loss)
+            self.pair_loss_tracker.update_state(pair_loss * replicas)
             loss = loss + pair_loss
         for extra in self.losses:  # regularizers, if a user adds any
-            loss = loss + ops.cast(extra, loss.dtype)
+            loss = loss + ops.cast(extra, loss.dtype) / replicas
         return loss
 
     def compute_metrics(self, x, y, y_pred, sample_weight=None):

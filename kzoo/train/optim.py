@@ -1,0 +1,58 @@
+"""Optimisers of the BERT/ALBERT recipe (DESIGN.md §5): AdamW or LAMB, linear warmup then linear decay,
+no weight decay on LayerNorm and bias, global gradient clipping at 1.0."""
+
+import keras
+from keras import ops
+
+NO_DECAY = ["bias", "gamma", "beta"]  # Keras names the LayerNorm scale and offset gamma and beta
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
+    """0 → `peak` linearly over `warmup_steps`, then linearly → `end` at `total_steps` (Hugging Face's
+    `get_linear_schedule_with_warmup`). Written here because Keras' schedules warm up only into cosine decay.
+
+    Example:
+    >>> schedule = WarmupLinearDecay(1e-3, warmup_steps=10, total_steps=110)
+    >>> [round(float(schedule(s)), 6) for s in (0, 5, 10, 60, 110, 200)]
+    [0.0, 0.0005, 0.001, 0.0005, 0.0, 0.0]
+    """
+
+    def __init__(self, peak, warmup_steps, total_steps, end=0.0):
+        if not 0 <= warmup_steps <= total_steps or total_steps < 1:
+            raise ValueError(f"Need 0 ≤ warmup_steps ≤ total_steps and total_steps ≥ 1; got warmup_steps="
+                             f"{warmup_steps}, total_steps={total_steps}.")
+        self.peak = peak
+        self.warmup_steps = warmup_steps
+        self.total_steps = total_steps
+        self.end = end
+
+    def __call__(self, step):
+        step = ops.cast(step, "float32")
+        warmup = self.peak * step / max(1, self.warmup_steps)
+        remaining = ops.clip((self.total_steps - step) / max(1, self.total_steps - self.warmup_steps), 0.0, 1.0)
+        decay = self.end + (self.peak - self.end) * remaining
+        return ops.where(step < self.warmup_steps, warmup, decay)
+
+    def get_config(self):
+        return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps,
+                "end": self.end}
+
+
+def make_optimizer(name, learning_rate, total_steps, warmup_steps, weight_decay=0.01, clipnorm=1.0):
+    """`adamw` (BERT: eps 1e-6) or `lamb` (ALBERT), on a `WarmupLinearDecay` schedule, decay off for
+    LayerNorm and bias.
+
+    Example:
+        model.compile(optimizer=make_optimizer("adamw", 1e-4, total_steps=10_000, warmup_steps=1_000))
+    """
+    schedule = WarmupLinearDecay(learning_rate, warmup_steps, total_steps)
+    common = dict(learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6, global_clipnorm=clipnorm)
+    if name == "adamw":
+        optimizer = keras.optimizers.AdamW(**common)
+    elif name == "lamb":
+        optimizer = keras.optimizers.Lamb(**common)
+    else:
+        raise ValueError(f"optimizer must be 'adamw' or 'lamb'; got {name!r}.")
+    optimizer.exclude_from_weight_decay(var_names=NO_DECAY)
+    return optimizer

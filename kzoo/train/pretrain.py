@@ -1,0 +1,186 @@
+"""`kzoo pretrain`: corpus → tokenizer → pretrained model, resumable, with metrics and a plot.
+
+Everything lands in one output folder:
+    vocab.txt | spiece.model   the tokenizer (trained here when none is given; reused on resume)
+    backup/                    Keras BackupAndRestore state (weights + optimizer), removed when training ends
+    metrics.csv, metrics.png   one row per `log_every` steps: losses and accuracies, train and held-out
+    model/                     the pretrainer as a kzoo preset (config.json + model.weights.h5 + tokenizer)
+    summary.json               final held-out metrics and the unigram baseline
+"""
+
+import dataclasses
+import json
+import math
+import os
+import shutil
+
+ARCH_CLASSES = {"bert": "BertPretrainer", "distil_bert": "DistilBertMaskedLM", "albert": "AlbertPretrainer"}
+DEFAULT_PRESETS = {"bert": "bert_tiny_en_uncased", "distil_bert": "distil_bert_tiny_en_uncased",
+                   "albert": "albert_tiny_en_uncased"}
+
+
+@dataclasses.dataclass
+class PretrainConfig:
+    arch: str
+    corpus: object
+    out: str
+    preset: str | None = None
+    vocab: str | None = None
+    vocabulary_size: int = 8000
+    steps: int = 1000
+    batch_size: int = 32
+    sequence_length: int = 128
+    learning_rate: float = 5e-4
+    warmup: float = 0.1  # share of steps
+    optimizer: str | None = None  # adamw for BERT/DistilBERT, lamb for ALBERT
+    weight_decay: float = 0.01
+    masking: str | None = None  # token for BERT/DistilBERT, ngram for ALBERT
+    log_every: int = 50
+    holdout_every: int = 20
+    eval_batches: int = 20
+    data_parallel: bool = False
+    seed: int = 0
+    overwrite: bool = False
+    verbose: int = 1
+    backbone_overrides: dict = dataclasses.field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.arch not in ARCH_CLASSES:
+            raise ValueError(f"arch must be one of {sorted(ARCH_CLASSES)}; got {self.arch!r}.")
+        for field in ("steps", "batch_size", "log_every", "vocabulary_size"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be ≥ 1; got {getattr(self, field)}.")
+        self.preset = self.preset or DEFAULT_PRESETS[self.arch]
+        self.optimizer = self.optimizer or ("lamb" if self.arch == "albert" else "adamw")
+        self.masking = self.masking or ("ngram" if self.arch == "albert" else "token")
+
+
+def load_or_train_tokenizer(config, report=print):
+    """The given vocabulary, the one a previous (interrupted) run left in `out`, or a new one trained on the
+    corpus: WordPiece `vocab.txt` for BERT/DistilBERT, SentencePiece `spiece.model` for ALBERT."""
+    from kzoo.data import vocab as vocab_training
+    from kzoo.data.tokenizers import LowercaseSentencePieceTokenizer, load_wordpiece
+
+    path = config.vocab
+    if path is None:
+        name = "spiece.model" if config.arch == "albert" else "vocab.txt"
+        path = os.path.join(config.out, name)
+        if not os.path.isfile(path):
+            train = vocab_training.train_sentencepiece if config.arch == "albert" else vocab_training.train_wordpiece
+            tokenizer, result = train(config.corpus, config.vocabulary_size, path)
+            report(f"trained {result}")
+            return tokenizer, path
+        report(f"reusing {path} from the previous run")
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Vocabulary {path} does not exist.")
+    if path.endswith(".model"):
+        return LowercaseSentencePieceTokenizer(proto=path), path
+    return load_wordpiece(path), path
+
+
+def _distribution_scope(enabled):
+    """Data parallelism on the engine of the backend: `keras.distribution.DataParallel` (JAX) or
+    `tf.distribute.MirroredStrategy` (TensorFlow) over every device, else a no-op scope."""
+    import contextlib
+
+    import keras
+
+    if not enabled:
+        return contextlib.nullcontext(), 1
+    backend = keras.backend.backend()
+    if backend == "jax":
+        distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
+        keras.distribution.set_distribution(distribution)
+        return contextlib.nullcontext(), len(keras.distribution.list_devices())
+    if backend == "tensorflow":
+        import tensorflow as tf
+
+        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
+                  [d.name for d in tf.config.list_logical_devices("CPU")]
+        strategy = tf.distribute.MirroredStrategy(devices)
+        return strategy.scope(), strategy.num_replicas_in_sync
+    raise ValueError(f"--data-parallel runs on the jax and tensorflow backends, not {backend}.")
+
+
+def build_pretrainer(config, vocabulary_size):
+    from kzoo import models
+
+    overrides = {"vocabulary_size": vocabulary_size, **config.backbone_overrides}
+    backbone = models.Backbone.from_preset(config.preset, **overrides)
+    if backbone.max_sequence_length < config.sequence_length:
+        raise ValueError(f"sequence_length {config.sequence_length} exceeds the preset's max_sequence_length "
+                         f"{backbone.max_sequence_length}.")
+    return getattr(models, ARCH_CLASSES[config.arch])(backbone)
+
+
+def unigram_baseline(dataset):
+    """Masked-token accuracy of always predicting the most frequent target of `dataset` (an upper bound on
+    any unigram guesser's held-out accuracy)."""
+    import collections
+
+    import numpy as np
+
+    counts = collections.Counter()
+    for _, y, weights in dataset.as_numpy_iterator():
+        counts.update(np.asarray(y["mlm"])[np.asarray(weights) > 0].tolist())
+    total = sum(counts.values())
+    return counts.most_common(1)[0][1] / total if total else 0.0
+
+
+def pretrain(config, report=print):
+    """Train (or resume) per `config`; returns the summary dict also written to `summary.json`."""
+    import keras
+
+    from kzoo.data.pipeline import ARCH_TASKS, pretraining_dataset
+    from kzoo.train.optim import make_optimizer
+    from kzoo.train.plot import plot_metrics
+
+    model_dir = os.path.join(config.out, "model")
+    if os.path.exists(model_dir) and not config.overwrite:
+        raise FileExistsError(f"{model_dir} exists: this run has finished. Pass --overwrite to train again.")
+    if config.overwrite and os.path.isdir(config.out):
+        for name in ("model", "backup", "metrics.csv", "metrics.png", "summary.json"):
+            target = os.path.join(config.out, name)
+            shutil.rmtree(target) if os.path.isdir(target) else (os.path.exists(target) and os.remove(target))
+    os.makedirs(config.out, exist_ok=True)
+    tokenizer, tokenizer_path = load_or_train_tokenizer(config, report)
+    task = ARCH_TASKS[config.arch]
+    data_options = dict(tokenizer=tokenizer, task=task, sequence_length=config.sequence_length,
+                        batch_size=config.batch_size, masking=config.masking, holdout_every=config.holdout_every,
+                        segments=config.arch != "distil_bert")
+    train_data = pretraining_dataset(config.corpus, seed=config.seed, **data_options)
+    eval_data = pretraining_dataset(config.corpus, seed=config.seed + 1, split="eval", repeat=False,
+                                    **data_options).take(config.eval_batches).cache()
+
+    scope, replicas = _distribution_scope(config.data_parallel)
+    if config.batch_size % replicas:
+        raise ValueError(f"batch_size {config.batch_size} must divide evenly over {replicas} devices.")
+    keras.utils.set_random_seed(config.seed)
+    with scope:
+        model = build_pretrainer(config, tokenizer.vocabulary_size())
+        model.compile(optimizer=make_optimizer(
+            config.optimizer, config.learning_rate, config.steps, int(config.warmup * config.steps),
+            weight_decay=config.weight_decay))
+    report(f"{type(model).__name__} on {config.preset}: {model.count_params():,} parameters, vocabulary "
+           f"{tokenizer.vocabulary_size():,}, {config.masking} masking, {config.optimizer}, {replicas} device(s)")
+
+    epochs = math.ceil(config.steps / config.log_every)
+    csv_path = os.path.join(config.out, "metrics.csv")
+    callbacks = [  # BackupAndRestore first: a metrics row is only written for steps that are backed up
+        keras.callbacks.BackupAndRestore(os.path.join(config.out, "backup")),
+        keras.callbacks.CSVLogger(csv_path, append=True),
+    ]
+    model.fit(train_data, epochs=epochs, steps_per_epoch=config.log_every, validation_data=eval_data,
+              callbacks=callbacks, verbose=config.verbose)
+
+    held_out = model.evaluate(eval_data, return_dict=True, verbose=0)
+    summary = {"arch": config.arch, "preset": config.preset, "steps": epochs * config.log_every,
+               "parameters": model.count_params(), "vocabulary_size": tokenizer.vocabulary_size(),
+               "held_out": {k: float(v) for k, v in held_out.items()},
+               "unigram_baseline_mlm_accuracy": unigram_baseline(eval_data)}
+    model.save_to_preset(model_dir, overwrite=config.overwrite, assets=[tokenizer_path])
+    plot_metrics(csv_path, os.path.join(config.out, "metrics.png"), config.log_every,
+                 title=f"kzoo pretrain {config.arch} ({config.preset})")
+    with open(os.path.join(config.out, "summary.json"), "w") as f:
+        json.dump(summary, f, indent=2)
+    return summary
