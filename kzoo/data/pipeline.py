@@ -79,9 +79,10 @@ def pretraining_dataset(corpus, tokenizer, task, sequence_length=128, batch_size
 
     x = {"token_ids", "segment_ids" (when `segments`), "padding_mask", "mask_positions"},
     y = {"mlm": mask_ids, task: labels} (no pair entry for task "mlm").
-    `split="eval"` with `holdout_every=k` gives the held-out documents; evaluation data is neither repeated
-    nor re-drawn: pass `repeat=False` and `seed` fixed, and each pass yields the same pairs (masks differ
-    by pass unless the seed is the same, which it is: masks there use a fixed seed too).
+    `holdout_every=k` holds out every k-th document: `split="train"` skips them, `split="eval"` reads only them.
+    With `repeat=True` (training) the data repeats forever, each pass over the corpus with new pairs and each
+    batch with new masks, all derived from `seed`; with `repeat=False` (evaluation) every pass yields the
+    same batches.
 
     Example:
         data = pretraining_dataset("corpus/", tokenizer, "nsp", sequence_length=128, batch_size=32)

@@ -8,6 +8,7 @@ from kzoo.models.albert import AlbertBackbone
 from kzoo.models.bert import BertBackbone
 from kzoo.models.distil_bert import DistilBertBackbone
 from kzoo.models.task import Task
+from kzoo.replicas import replica_count, sum_over_replicas
 
 
 def weighted_cross_entropy(labels, logits, weights=None):
@@ -19,24 +20,7 @@ def weighted_cross_entropy(labels, logits, weights=None):
     """
     losses = keras.losses.sparse_categorical_crossentropy(labels, ops.cast(logits, "float32"), from_logits=True)
     weights = ops.ones_like(losses) if weights is None else ops.cast(weights, "float32")
-    return ops.sum(losses * weights) / ops.maximum(_sum_over_replicas(ops.sum(weights)), 1e-5)
-
-
-def _replicas():
-    """The number of `tf.distribute` replicas computing one step (1 off TensorFlow or without a strategy)."""
-    if keras.backend.backend() != "tensorflow":
-        return 1
-    import tensorflow as tf
-
-    return tf.distribute.get_strategy().num_replicas_in_sync
-
-
-def _sum_over_replicas(value):
-    if _replicas() == 1:
-        return value
-    import tensorflow as tf
-
-    return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+    return ops.sum(losses * weights) / ops.maximum(sum_over_replicas(ops.sum(weights)), 1e-5)
 
 
 class Pretrainer(Task):
@@ -116,7 +100,7 @@ class Pretrainer(Task):
     def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
         mask_ids, pair_labels = self._targets(y)
         mask_weights, pair_weights = self._weights(sample_weight)
-        replicas = _replicas()  # trackers average over replicas: log replicas × share = the global value
+        replicas = replica_count()  # trackers average over replicas: log replicas × share = the global value
         mlm_loss = weighted_cross_entropy(mask_ids, y_pred["mlm"], mask_weights)
         self.mlm_loss_tracker.update_state(mlm_loss * replicas)
         loss = mlm_loss

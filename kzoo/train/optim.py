@@ -4,6 +4,8 @@ no weight decay on LayerNorm and bias, global gradient clipping at 1.0."""
 import keras
 from keras import ops
 
+from kzoo.replicas import replica_count, sum_over_replicas
+
 NO_DECAY = ["bias", "gamma", "beta"]  # Keras names the LayerNorm scale and offset gamma and beta
 
 
@@ -39,6 +41,34 @@ class WarmupLinearDecay(keras.optimizers.schedules.LearningRateSchedule):
                 "end": self.end}
 
 
+class ReplicaExactClipping:
+    """Mixin: `global_clipnorm` measured on the gradient summed over `tf.distribute` replicas.
+
+    Keras clips inside each replica, before MirroredStrategy sums the replicas' gradients, so every replica
+    would scale by the norm of its own part and training on N devices would differ from one device. Here the
+    norm is that of the summed gradient (one extra all-reduce of the gradients per step); with one replica, or
+    on JAX (one global program), this is Keras' own clipping.
+    """
+
+    def _clip_gradients(self, grads):
+        if not self.global_clipnorm or replica_count() == 1:
+            return super()._clip_gradients(grads)
+        present = [g for g in grads if g is not None]
+        norm = ops.sqrt(sum(ops.sum(ops.square(g)) for g in sum_over_replicas(present)))
+        scale = self.global_clipnorm * ops.minimum(1.0 / norm, 1.0 / self.global_clipnorm)
+        return [None if g is None else g * scale for g in grads]
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class AdamW(ReplicaExactClipping, keras.optimizers.AdamW):
+    """`keras.optimizers.AdamW` with replica-exact global-norm clipping."""
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class Lamb(ReplicaExactClipping, keras.optimizers.Lamb):
+    """`keras.optimizers.Lamb` with replica-exact global-norm clipping."""
+
+
 def make_optimizer(name, learning_rate, total_steps, warmup_steps, weight_decay=0.01, clipnorm=1.0):
     """`adamw` (BERT: eps 1e-6) or `lamb` (ALBERT), on a `WarmupLinearDecay` schedule, decay off for
     LayerNorm and bias.
@@ -49,9 +79,9 @@ def make_optimizer(name, learning_rate, total_steps, warmup_steps, weight_decay=
     schedule = WarmupLinearDecay(learning_rate, warmup_steps, total_steps)
     common = dict(learning_rate=schedule, weight_decay=weight_decay, epsilon=1e-6, global_clipnorm=clipnorm)
     if name == "adamw":
-        optimizer = keras.optimizers.AdamW(**common)
+        optimizer = AdamW(**common)
     elif name == "lamb":
-        optimizer = keras.optimizers.Lamb(**common)
+        optimizer = Lamb(**common)
     else:
         raise ValueError(f"optimizer must be 'adamw' or 'lamb'; got {name!r}.")
     optimizer.exclude_from_weight_decay(var_names=NO_DECAY)

@@ -30,7 +30,7 @@ class PretrainConfig:
     steps: int = 1000
     batch_size: int = 32
     sequence_length: int = 128
-    learning_rate: float = 5e-4
+    learning_rate: float | None = None  # 5e-4 for AdamW, 5e-3 for LAMB (its trust ratio scales steps down)
     warmup: float = 0.1  # share of steps
     optimizer: str | None = None  # adamw for BERT/DistilBERT, lamb for ALBERT
     weight_decay: float = 0.01
@@ -53,6 +53,7 @@ class PretrainConfig:
         self.preset = self.preset or DEFAULT_PRESETS[self.arch]
         self.optimizer = self.optimizer or ("lamb" if self.arch == "albert" else "adamw")
         self.masking = self.masking or ("ngram" if self.arch == "albert" else "token")
+        self.learning_rate = self.learning_rate or (5e-3 if self.optimizer == "lamb" else 5e-4)
 
 
 def load_or_train_tokenizer(config, report=print):
@@ -78,7 +79,23 @@ def load_or_train_tokenizer(config, report=print):
     return load_wordpiece(path), path
 
 
-def _distribution_scope(enabled):
+def virtual_cpu_devices(count):
+    """Split the host CPU into `count` devices, to run data parallelism without accelerators (tests, trials).
+    Call before the backend starts (JAX: before the first computation; TF: before any op)."""
+    import keras
+
+    if keras.backend.backend() == "jax":
+        import jax
+
+        jax.config.update("jax_num_cpu_devices", count)
+    else:
+        import tensorflow as tf
+
+        cpu = tf.config.list_physical_devices("CPU")[0]
+        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+
+
+def distribution_scope(enabled):
     """Data parallelism on the engine of the backend: `keras.distribution.DataParallel` (JAX) or
     `tf.distribute.MirroredStrategy` (TensorFlow) over every device, else a no-op scope."""
     import contextlib
@@ -130,16 +147,21 @@ def unigram_baseline(dataset):
 def pretrain(config, report=print):
     """Train (or resume) per `config`; returns the summary dict also written to `summary.json`."""
     import keras
+    import tensorflow as tf
 
+    from kzoo.atomic import atomic_file
+    from kzoo.data.corpus import iter_documents
     from kzoo.data.pipeline import ARCH_TASKS, pretraining_dataset
     from kzoo.train.optim import make_optimizer
     from kzoo.train.plot import plot_metrics
 
+    next(iter_documents(config.corpus, split="all"))  # a missing or empty corpus fails here, with a clear message
     model_dir = os.path.join(config.out, "model")
     if os.path.exists(model_dir) and not config.overwrite:
         raise FileExistsError(f"{model_dir} exists: this run has finished. Pass --overwrite to train again.")
     if config.overwrite and os.path.isdir(config.out):
-        for name in ("model", "backup", "metrics.csv", "metrics.png", "summary.json"):
+        trained_here = ("vocab.txt", "spiece.model") if config.vocab is None else ()
+        for name in ("model", "backup", "metrics.csv", "metrics.png", "summary.json", *trained_here):
             target = os.path.join(config.out, name)
             shutil.rmtree(target) if os.path.isdir(target) else (os.path.exists(target) and os.remove(target))
     os.makedirs(config.out, exist_ok=True)
@@ -149,38 +171,47 @@ def pretrain(config, report=print):
                         batch_size=config.batch_size, masking=config.masking, holdout_every=config.holdout_every,
                         segments=config.arch != "distil_bert")
     train_data = pretraining_dataset(config.corpus, seed=config.seed, **data_options)
-    eval_data = pretraining_dataset(config.corpus, seed=config.seed + 1, split="eval", repeat=False,
-                                    **data_options).take(config.eval_batches).cache()
+    eval_data = None
+    if config.holdout_every:
+        if next(iter_documents(config.corpus, config.holdout_every, "eval"), None) is None:
+            raise ValueError(f"No held-out documents: the corpus has fewer than --holdout-every "
+                             f"{config.holdout_every} documents; lower it, or pass 0 to hold none out.")
+        eval_data = pretraining_dataset(config.corpus, seed=config.seed + 1, split="eval", repeat=False,
+                                        **data_options).take(config.eval_batches).cache()
+        # One pass fills the cache and counts the batches; a known length spares Keras' "ran out of data".
+        eval_data = eval_data.apply(tf.data.experimental.assert_cardinality(sum(1 for _ in eval_data)))
 
-    scope, replicas = _distribution_scope(config.data_parallel)
+    epochs = math.ceil(config.steps / config.log_every)  # whole logging intervals: steps rounds up to them
+    total_steps = epochs * config.log_every
+    scope, replicas = distribution_scope(config.data_parallel)
     if config.batch_size % replicas:
         raise ValueError(f"batch_size {config.batch_size} must divide evenly over {replicas} devices.")
     keras.utils.set_random_seed(config.seed)
     with scope:
         model = build_pretrainer(config, tokenizer.vocabulary_size())
         model.compile(optimizer=make_optimizer(
-            config.optimizer, config.learning_rate, config.steps, int(config.warmup * config.steps),
+            config.optimizer, config.learning_rate, total_steps, int(config.warmup * total_steps),
             weight_decay=config.weight_decay))
     report(f"{type(model).__name__} on {config.preset}: {model.count_params():,} parameters, vocabulary "
            f"{tokenizer.vocabulary_size():,}, {config.masking} masking, {config.optimizer}, {replicas} device(s)")
 
-    epochs = math.ceil(config.steps / config.log_every)
     csv_path = os.path.join(config.out, "metrics.csv")
     callbacks = [  # BackupAndRestore first: a metrics row is only written for steps that are backed up
         keras.callbacks.BackupAndRestore(os.path.join(config.out, "backup")),
         keras.callbacks.CSVLogger(csv_path, append=True),
     ]
     model.fit(train_data, epochs=epochs, steps_per_epoch=config.log_every, validation_data=eval_data,
-              callbacks=callbacks, verbose=config.verbose)
+              callbacks=callbacks, verbose=config.verbose, shuffle=False)
 
-    held_out = model.evaluate(eval_data, return_dict=True, verbose=0)
-    summary = {"arch": config.arch, "preset": config.preset, "steps": epochs * config.log_every,
-               "parameters": model.count_params(), "vocabulary_size": tokenizer.vocabulary_size(),
-               "held_out": {k: float(v) for k, v in held_out.items()},
-               "unigram_baseline_mlm_accuracy": unigram_baseline(eval_data)}
+    summary = {"arch": config.arch, "preset": config.preset, "steps": total_steps,
+               "parameters": model.count_params(), "vocabulary_size": tokenizer.vocabulary_size()}
+    if eval_data is not None:
+        held_out = model.evaluate(eval_data, return_dict=True, verbose=0)
+        summary["held_out"] = {k: float(v) for k, v in held_out.items()}
+        summary["unigram_baseline_mlm_accuracy"] = unigram_baseline(eval_data)
     model.save_to_preset(model_dir, overwrite=config.overwrite, assets=[tokenizer_path])
     plot_metrics(csv_path, os.path.join(config.out, "metrics.png"), config.log_every,
                  title=f"kzoo pretrain {config.arch} ({config.preset})")
-    with open(os.path.join(config.out, "summary.json"), "w") as f:
+    with atomic_file(os.path.join(config.out, "summary.json")) as f:
         json.dump(summary, f, indent=2)
     return summary

@@ -1,0 +1,63 @@
+"""`--data-parallel` on 2 virtual CPU devices (keras.distribution.DataParallel on JAX, MirroredStrategy on
+TensorFlow) trains exactly as one device does on the same global batch."""
+
+import pytest
+from conftest import BACKEND, run_python
+
+SCRIPT = """
+import json, sys
+from kzoo.train.pretrain import virtual_cpu_devices
+virtual_cpu_devices(2)
+
+import keras, numpy as np
+from kzoo.data.pipeline import pretraining_dataset
+from kzoo.data.vocab import train_wordpiece
+from kzoo.train.optim import make_optimizer
+from kzoo.train.pretrain import PretrainConfig, build_pretrainer, distribution_scope
+
+corpus, workdir = sys.argv[1], sys.argv[2]
+tokenizer, _ = train_wordpiece(corpus, 200, workdir + "/vocab.txt")
+data = pretraining_dataset(corpus, tokenizer, "nsp", sequence_length=32, batch_size=8, seed=0).take(4).cache()
+for _ in data:  # fill the cache: both runs see exactly these batches
+    pass
+config = PretrainConfig(arch="bert", corpus=corpus, out=workdir, backbone_overrides=dict(
+    num_layers=2, hidden_dim=32, intermediate_dim=64, num_heads=2, dropout=0.0))
+
+def train(data_parallel):
+    scope, replicas = distribution_scope(data_parallel)
+    with scope:
+        keras.utils.set_random_seed(0)
+        model = build_pretrainer(config, tokenizer.vocabulary_size())
+        model.load_weights(workdir + "/initial.weights.h5")
+        model.compile(optimizer=make_optimizer("adamw", 1e-3, total_steps=4, warmup_steps=1, clipnorm=0.5))
+    history = model.fit(data, epochs=1, verbose=0).history
+    return replicas, [keras.ops.convert_to_numpy(w) for w in model.weights], history["loss"][-1]
+
+keras.utils.set_random_seed(0)
+build_pretrainer(config, tokenizer.vocabulary_size()).save_weights(workdir + "/initial.weights.h5")
+single_replicas, single, single_loss = train(False)
+parallel_replicas, parallel, parallel_loss = train(True)
+print(json.dumps({
+    "replicas": [single_replicas, parallel_replicas],
+    "max_abs_diff": max(float(np.max(np.abs(a - b))) for a, b in zip(single, parallel)),
+    "max_update": max(float(np.max(np.abs(a - b))) for a, b in zip(single, [np.asarray(w) for w in
+        (lambda m: (m.load_weights(workdir + "/initial.weights.h5"), m.weights)[1])(
+            build_pretrainer(config, tokenizer.vocabulary_size()))])),
+    "loss": [single_loss, parallel_loss],
+}))
+"""
+
+
+@pytest.mark.slow
+def test_data_parallel_equals_single_device(text_corpus, tmp_path):
+    import json
+
+    script = tmp_path / "parallel.py"
+    script.write_text(SCRIPT)
+    output = run_python(f"import runpy, sys; sys.argv = ['x', {text_corpus!r}, {str(tmp_path)!r}]; "
+                        f"runpy.run_path({str(script)!r}, run_name='__main__')", BACKEND)
+    result = json.loads(output.strip().splitlines()[-1])
+    assert result["replicas"] == [1, 2]
+    assert result["max_update"] > 1e-4  # the weights did move
+    assert result["max_abs_diff"] <= 1e-5, result  # and moved the same way on 1 and on 2 devices
+    assert result["loss"][0] == pytest.approx(result["loss"][1], rel=1e-5)
