@@ -122,7 +122,8 @@ def _demo_pretraining(args):
         return
     config = PretrainConfig(
         arch="bert", corpus=corpus, out=os.path.join(args.out, "bert_pretrain"), vocabulary_size=4000,
-        steps=args.pretrain_steps, batch_size=32, sequence_length=64, learning_rate=1e-3, log_every=50,
+        steps=args.pretrain_steps, batch_size=32, sequence_length=64, learning_rate=1e-3,
+        log_every=min(50, args.pretrain_steps),
         holdout_every=10, eval_batches=10, overwrite=True, verbose=2, backbone_overrides={"dropout": 0.0})
     summary = pretrain(config)
     held_out = summary["held_out"]

@@ -171,6 +171,7 @@ def test_masking_statistics(batch, strategy):
     kept = np.mean(replaced == original)
     randomised = np.mean((replaced != MASK) & (replaced != original))
     assert abs(as_mask - 0.8) <= 0.02 and abs(kept - 0.1) <= 0.02 and abs(randomised - 0.1) <= 0.02
+    assert not np.any(np.isin(replaced[replaced != MASK], [CLS, SEP, PAD]))  # random ids are ordinary pieces
     assert np.array_equal(out["token_ids"][~chosen], batch[~chosen])  # nothing else changes
     positions = np.where(out["mask_weights"] > 0, out["mask_positions"], 10**6)
     assert np.all(np.diff(positions, axis=1) >= 0)  # sorted, padding slots last

@@ -11,7 +11,8 @@ whole-word or n-gram mode, and counts selected *items* against its cap, so with 
 
 Per sequence the budget is `min(max_predictions, max(1, round(rate · eligible tokens)))` tokens, and units are
 taken in random order while they fit (two passes), as in BERT's and ALBERT's reference code. Each chosen token
-becomes [MASK] with probability 0.8, a uniformly random id with 0.1, and stays itself with 0.1.
+becomes [MASK] with probability 0.8, a uniformly random ordinary (non-special) id with 0.1, and stays itself
+with 0.1.
 """
 
 import numpy as np
@@ -98,18 +99,11 @@ class MaskedLMMasker:
         ngram_ends = tf.cumsum(tf.cast(draws, tf.int32) + 1, axis=1)  # exclusive end word of each n-gram
         return tf.searchsorted(ngram_ends, word_index, side="right", out_type=tf.int32)
 
-    def __call__(self, token_ids, seed):
+    def _choose(self, token_ids, eligible, budget, seeds):
+        """Which tokens become targets: whole units in random order while they fit the budget (two passes)."""
         import tensorflow as tf
 
-        token_ids = tf.convert_to_tensor(token_ids, tf.int32)
-        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=5)
         batch, length = tf.shape(token_ids)[0], tf.shape(token_ids)[1]
-        eligible = tf.reduce_all(token_ids[..., None] != tf.constant(self.special_token_ids, tf.int32), axis=-1)
-        eligible_count = tf.reduce_sum(tf.cast(eligible, tf.int32), axis=1)
-        budget = tf.minimum(self.max_predictions, tf.maximum(
-            1, tf.cast(tf.round(tf.cast(eligible_count, tf.float32) * self.mask_rate), tf.int32)))
-        budget = tf.where(eligible_count > 0, budget, 0)
-
         unit = self._units(token_ids, eligible, seeds[0])  # (batch, T), T = "no unit"
         slots = length + 1
         flat_unit = unit + tf.range(batch)[:, None] * slots
@@ -124,14 +118,31 @@ class MaskedLMMasker:
         fits = ~taken & (size_in_order > 0) & (size_in_order <= room[:, None])
         taken |= fits & (tf.cumsum(tf.where(fits, size_in_order, 0), axis=1) <= room[:, None])
         taken_unit = tf.gather(taken, tf.argsort(order, axis=1), batch_dims=1)
-        chosen = tf.gather(taken_unit, unit, batch_dims=1) & eligible
+        return tf.gather(taken_unit, unit, batch_dims=1) & eligible
 
-        draw = tf.random.stateless_uniform([batch, length], seeds[2])
-        random_ids = tf.random.stateless_uniform([batch, length], seeds[3], 0, self.vocabulary_size, tf.int32)
+    def __call__(self, token_ids, seed):
+        import tensorflow as tf
+
+        token_ids = tf.convert_to_tensor(token_ids, tf.int32)
+        seeds = tf.random.experimental.stateless_split(tf.cast(seed, tf.int64), num=4)
+        length = tf.shape(token_ids)[1]
+        eligible = tf.reduce_all(token_ids[..., None] != tf.constant(self.special_token_ids, tf.int32), axis=-1)
+        eligible_count = tf.reduce_sum(tf.cast(eligible, tf.int32), axis=1)
+        budget = tf.minimum(self.max_predictions, tf.maximum(
+            1, tf.cast(tf.round(tf.cast(eligible_count, tf.float32) * self.mask_rate), tf.int32)))
+        budget = tf.where(eligible_count > 0, budget, 0)
+        chosen = self._choose(token_ids, eligible, budget, seeds)
+
+        draw = tf.random.stateless_uniform(tf.shape(token_ids), seeds[2])
+        # Random replacements are drawn from the ordinary pieces: never [PAD], [CLS], [SEP] or [MASK].
+        ordinary = tf.constant(np.setdiff1d(np.arange(self.vocabulary_size), self.special_token_ids), tf.int32)
+        random_ids = tf.gather(ordinary, tf.random.stateless_uniform(
+            tf.shape(token_ids), seeds[3], 0, ordinary.shape[0], tf.int32))
         masked = tf.where(chosen & (draw < self.mask_token_rate), self.mask_token_id, token_ids)
         masked = tf.where(chosen & (draw >= self.mask_token_rate)
                           & (draw < self.mask_token_rate + self.random_token_rate), random_ids, masked)
 
+        # Targets in position order, padded with position 0 (weight 0) up to max_predictions.
         positions = tf.range(length)[None]
         by_position = tf.argsort(tf.where(chosen, positions, positions + length), axis=1, stable=True)
         width = tf.maximum(length, self.max_predictions)  # sequences shorter than max_predictions

@@ -152,6 +152,7 @@ def pretrain(config, report=print):
     from kzoo.atomic import atomic_file
     from kzoo.data.corpus import iter_documents
     from kzoo.data.pipeline import ARCH_TASKS, pretraining_dataset
+    from kzoo.train.backup import AtomicBackupAndRestore
     from kzoo.train.optim import make_optimizer
     from kzoo.train.plot import plot_metrics
 
@@ -197,7 +198,7 @@ def pretrain(config, report=print):
 
     csv_path = os.path.join(config.out, "metrics.csv")
     callbacks = [  # BackupAndRestore first: a metrics row is only written for steps that are backed up
-        keras.callbacks.BackupAndRestore(os.path.join(config.out, "backup")),
+        AtomicBackupAndRestore(os.path.join(config.out, "backup")),
         keras.callbacks.CSVLogger(csv_path, append=True),
     ]
     model.fit(train_data, epochs=epochs, steps_per_epoch=config.log_every, validation_data=eval_data,
