@@ -59,7 +59,8 @@ def main():
     def pair_accuracy(model, batches, task):
         correct = total = 0
         for x, y, _ in batches:
-            logits = keras.ops.convert_to_numpy(model.predict_on_batch(x)[model.pair_task])
+            inputs = {key: np.asarray(value) for key, value in x.items()}  # JAX takes arrays, not tf tensors
+            logits = keras.ops.convert_to_numpy(model.predict_on_batch(inputs)[model.pair_task])
             labels = np.asarray(y[task])
             correct += int(np.sum(logits.argmax(-1) == labels))
             total += len(labels)
