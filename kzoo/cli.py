@@ -176,6 +176,19 @@ def _pretrain(args):
     print(f"wrote {args.out}/model, metrics.csv, metrics.png, summary.json")
 
 
+def _finetune(args):
+    from kzoo.train.finetune import FinetuneConfig, finetune
+
+    config = FinetuneConfig(
+        task=args.task, data=args.data, source=getattr(args, "from"), out=args.out, text_field=args.text_field,
+        pair_field=args.pair_field, label_field=args.label_field, where=args.where,
+        encoding_errors=args.encoding_errors, test_share=args.test_share, validation_share=args.validation_share,
+        seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        sequence_length=args.sequence_length, max_train_examples=args.max_train_examples,
+        lora_rank=args.lora_rank, quantize=args.quantize, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
+    finetune(config)
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="kzoo", description="BERT, DistilBERT and ALBERT on Keras 3.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -228,6 +241,34 @@ def build_parser():
     pretrain.add_argument("--overwrite", action="store_true", help="start over even if --out holds a model")
     pretrain.add_argument("--quiet", action="store_true", help="one line per --log-every steps")
     pretrain.set_defaults(func=_pretrain)
+    finetune = commands.add_parser(
+        "finetune", help="fine-tune a task model on a labelled .csv or .jsonl file",
+        description="Splits the file into train / validation (checkpoint selection) / test under --seed, trains, "
+                    "keeps the best checkpoint by validation accuracy, and reports accuracy, macro-F1 and the "
+                    "majority-class baseline on the test split (also in OUT/metrics.json).")
+    finetune.add_argument("--task", required=True, help="classify")
+    finetune.add_argument("--data", required=True, help=".csv with a header, or .jsonl (one object a line)")
+    finetune.add_argument("--from", required=True, help="preset name, kzoo preset folder or Hugging Face folder")
+    finetune.add_argument("--out", required=True)
+    finetune.add_argument("--text-field", default="text")
+    finetune.add_argument("--pair-field", help="second text segment, for sentence-pair tasks")
+    finetune.add_argument("--label-field", default="label")
+    finetune.add_argument("--where", help="keep rows satisfying FIELD OP NUMBER, e.g. 'confidence>=0.8'")
+    finetune.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
+                          help="bytes that are not UTF-8: fail (strict) or read as U+FFFD (replace)")
+    finetune.add_argument("--test-share", type=float, default=0.2)
+    finetune.add_argument("--validation-share", type=float, default=0.1, help="of the training rows")
+    finetune.add_argument("--seed", type=int, default=0)
+    finetune.add_argument("--epochs", type=int, default=2)
+    finetune.add_argument("--batch-size", type=int, default=32)
+    finetune.add_argument("--learning-rate", type=float, default=5e-5)
+    finetune.add_argument("--sequence-length", type=int, default=128)
+    finetune.add_argument("--max-train-examples", type=int, help="use only the first N training rows (quick runs)")
+    finetune.add_argument("--lora-rank", type=int, help="LoRA on the attention and feed-forward kernels")
+    finetune.add_argument("--quantize", choices=["int8"], help="also score the int8-quantized model")
+    finetune.add_argument("--overwrite", action="store_true")
+    finetune.add_argument("--quiet", action="store_true", help="one line per epoch")
+    finetune.set_defaults(func=_finetune)
     return parser
 
 
@@ -235,7 +276,7 @@ def main(argv=None):
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError, FileExistsError) as error:  # bad input: say what, no traceback
+    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as error:  # bad input: say what, no traceback
         print(f"kzoo {args.command}: error: {error}", file=sys.stderr)
         return 2
     return 0

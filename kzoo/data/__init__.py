@@ -5,8 +5,8 @@ from kzoo.data.corpus import iter_documents, split_sentences
 from kzoo.data.masking import MaskedLMMasker, word_start_table
 from kzoo.data.packing import encode_texts
 from kzoo.data.pairs import PairBuilder
-from kzoo.data.pipeline import pretraining_dataset, special_ids
-from kzoo.data.tokenizers import BertWordPieceTokenizer, load_hf_tokenizer, load_wordpiece
+from kzoo.data.pipeline import pretraining_dataset
+from kzoo.data.tokenizers import BertWordPieceTokenizer, load_hf_tokenizer, load_wordpiece, save_tokenizer, special_ids
 from kzoo.data.vocab import train_sentencepiece, train_wordpiece
 
 __all__ = [

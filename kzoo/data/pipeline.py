@@ -5,37 +5,15 @@ new pairs every pass over the corpus) → packed and padded → shuffled, batche
 (`MaskedLMMasker`, new masks every epoch) → `(x, y, mask_weights)`.
 """
 
-import dataclasses
-
 import numpy as np
 
 from kzoo.data.corpus import iter_documents
 from kzoo.data.masking import MaskedLMMasker, word_start_table
 from kzoo.data.pairs import PairBuilder, pack_instance
+from kzoo.data.tokenizers import special_ids
 
 # The sentence-pair task of each architecture's pretrainer (DESIGN.md §1): BERT NSP, ALBERT SOP, DistilBERT none.
 ARCH_TASKS = {"bert": "nsp", "albert": "sop", "distil_bert": "mlm"}
-
-
-@dataclasses.dataclass(frozen=True)
-class SpecialIds:
-    cls: int
-    sep: int
-    pad: int
-    mask: int
-
-
-def special_ids(tokenizer):
-    """[CLS], [SEP], padding ([PAD] or SentencePiece's <pad>) and [MASK] ids, or a ValueError naming the
-    missing token."""
-    vocabulary = set(tokenizer.get_vocabulary())
-    found = {}
-    for field, names in (("cls", ["[CLS]"]), ("sep", ["[SEP]"]), ("pad", ["[PAD]", "<pad>"]), ("mask", ["[MASK]"])):
-        name = next((n for n in names if n in vocabulary), None)
-        if name is None:
-            raise ValueError(f"The tokenizer's vocabulary has no {' or '.join(names)} token; pretraining needs it.")
-        found[field] = int(tokenizer.token_to_id(name))
-    return SpecialIds(**found)
 
 
 def _rows(ids):

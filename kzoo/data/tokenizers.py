@@ -1,5 +1,6 @@
-"""Loading tokenizers with keras-hub (no hand-written tokenizer)."""
+"""Loading and saving tokenizers with keras-hub (no hand-written tokenizer)."""
 
+import dataclasses
 import json
 import os
 
@@ -117,3 +118,51 @@ def load_hf_tokenizer(directory, sequence_length=None):
         return LowercaseSentencePieceTokenizer(lowercase=settings.get("do_lower_case", True), proto=spiece,
                                                sequence_length=sequence_length)
     return None
+
+
+@dataclasses.dataclass(frozen=True)
+class SpecialIds:
+    cls: int
+    sep: int
+    pad: int
+    mask: int | None
+
+
+def special_ids(tokenizer, require_mask=True):
+    """[CLS], [SEP], padding ([PAD] or SentencePiece's <pad>) and [MASK] ids, or a ValueError naming the
+    missing token. Fine-tuning needs no [MASK] (`require_mask=False` gives None when it is absent)."""
+    vocabulary = set(tokenizer.get_vocabulary())
+    found = {}
+    for field, names in (("cls", ["[CLS]"]), ("sep", ["[SEP]"]), ("pad", ["[PAD]", "<pad>"]), ("mask", ["[MASK]"])):
+        name = next((n for n in names if n in vocabulary), None)
+        if name is None and field == "mask" and not require_mask:
+            found[field] = None
+            continue
+        if name is None:
+            raise ValueError(f"The tokenizer's vocabulary has no {' or '.join(names)} token; kzoo's sequences "
+                             f"need it.")
+        found[field] = int(tokenizer.token_to_id(name))
+    return SpecialIds(**found)
+
+
+def save_tokenizer(tokenizer, directory):
+    """Write `tokenizer` as Hugging Face-style files that `load_hf_tokenizer` reads back: `vocab.txt` (WordPiece)
+    or `spiece.model` (SentencePiece), plus `tokenizer_config.json` with its case setting. Returns the paths."""
+    if isinstance(tokenizer, keras_hub.tokenizers.SentencePieceTokenizer):
+        path = os.path.join(directory, "spiece.model")
+        with open(path, "wb") as f:
+            f.write(tokenizer.proto)
+        settings = {"do_lower_case": bool(getattr(tokenizer, "lowercase", False))}
+    elif isinstance(tokenizer, keras_hub.tokenizers.WordPieceTokenizer):
+        path = os.path.join(directory, "vocab.txt")
+        with open(path, "w", encoding="utf-8") as f:
+            f.write("\n".join(tokenizer.get_vocabulary()) + "\n")
+        settings = {"do_lower_case": bool(getattr(tokenizer, "hf_lowercase", tokenizer.lowercase)),
+                    "strip_accents": bool(tokenizer.strip_accents)}
+    else:
+        raise TypeError(f"Cannot save a {type(tokenizer).__name__}; kzoo saves WordPiece and SentencePiece "
+                        "tokenizers.")
+    config_path = os.path.join(directory, "tokenizer_config.json")
+    with open(config_path, "w") as f:
+        json.dump(settings, f, indent=2)
+    return [path, config_path]

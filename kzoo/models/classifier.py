@@ -1,8 +1,10 @@
 """Sequence classification on any backbone, with each reference's head (DESIGN.md §4)."""
 
 import keras
+import numpy as np
 
 from kzoo.layers.embeddings import truncated_normal
+from kzoo.models.string_inputs import EncodedExamples
 from kzoo.models.task import Task
 
 
@@ -11,8 +13,10 @@ class TextClassifier(Task):
     """Class logits from a backbone: BERT/ALBERT pooled output → dropout → Dense(C); DistilBERT (no pooler)
     [CLS] → Dense(H, relu) → dropout → Dense(C), as Hugging Face's `*ForSequenceClassification`.
 
-    Takes the backbone's token-id inputs and returns logits (batch, num_classes); compile with any Keras loss,
-    e.g. `SparseCategoricalCrossentropy(from_logits=True)`.
+    Takes the backbone's token-id inputs and returns logits (batch, num_classes). `compile()` defaults to
+    sparse categorical cross-entropy on the logits and accuracy. With a `preprocessor`, `fit`/`evaluate`/
+    `predict` also take raw strings (or a pair `(texts_a, texts_b)`), and labels may be class names when
+    `label_names` is given (`num_classes` then follows from it).
 
     Example:
     >>> import numpy as np
@@ -26,7 +30,16 @@ class TextClassifier(Task):
     (1, 3)
     """
 
-    def __init__(self, backbone, num_classes, dropout=None, **kwargs):
+    def __init__(self, backbone, num_classes=None, dropout=None, label_names=None, **kwargs):
+        if label_names is not None:
+            label_names = [str(name) for name in label_names]
+            if len(set(label_names)) != len(label_names):
+                raise ValueError(f"label_names has duplicates: {label_names}.")
+            if num_classes is not None and int(num_classes) != len(label_names):
+                raise ValueError(f"num_classes={num_classes} but {len(label_names)} label_names.")
+            num_classes = len(label_names)
+        if num_classes is None:
+            raise ValueError("TextClassifier needs num_classes or label_names.")
         if int(num_classes) < 2:
             raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
         rate = backbone.dropout if dropout is None else dropout
@@ -49,6 +62,47 @@ class TextClassifier(Task):
         self.classifier = classifier
         self.num_classes = int(num_classes)
         self.dropout = dropout
+        self.label_names = label_names
 
     def _task_config(self):
-        return {"num_classes": self.num_classes, "dropout": self.dropout}
+        return {"num_classes": self.num_classes, "dropout": self.dropout, "label_names": self.label_names}
+
+    def compile(self, optimizer="adamw", loss="auto", metrics="auto", **kwargs):
+        if loss == "auto":
+            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+        if metrics == "auto":
+            metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
+        super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
+
+    def label_ids(self, labels):
+        """Class ids (int32) of `labels`: class names (with `label_names`) or ints in [0, num_classes)."""
+        labels = list(labels)
+        if self.label_names is not None and labels and isinstance(labels[0], str):
+            index = {name: i for i, name in enumerate(self.label_names)}
+            unknown = sorted({label for label in labels if label not in index})
+            if unknown:
+                raise ValueError(f"label(s) {unknown[:5]} are not in the label set {self.label_names}.")
+            return np.array([index[label] for label in labels], "int32")
+        ids = np.asarray(labels)
+        if ids.dtype.kind not in "iu":
+            raise ValueError(f"labels must be class ids or names in label_names; got {ids.dtype} values "
+                             f"{labels[:3]}.")
+        bad = np.flatnonzero((ids < 0) | (ids >= self.num_classes))
+        if bad.size:
+            raise ValueError(f"label {int(ids[bad[0]])} (example {int(bad[0])}) is outside the label set "
+                             f"[0, {self.num_classes}).")
+        return ids.astype("int32")
+
+    def encode_examples(self, x, y=None, sample_weight=None):
+        pair = isinstance(x, tuple) and len(x) == 2 and not isinstance(x[0], (str, bytes))
+        inputs, lengths = self.preprocessor.encode(*(x if pair else (x,)))
+        if y is not None:
+            y = self.label_ids(y)
+            if len(y) != len(lengths):
+                raise ValueError(f"{len(lengths)} texts but {len(y)} labels.")
+        return EncodedExamples(inputs, lengths, y, None if sample_weight is None else np.asarray(sample_weight))
+
+    def predict_labels(self, x, batch_size=32):
+        """Raw text (or token ids) → predicted class names (with `label_names`) or ids."""
+        ids = np.asarray(self.predict(x, batch_size=batch_size, verbose=0)).argmax(-1)
+        return [self.label_names[i] for i in ids] if self.label_names is not None else ids

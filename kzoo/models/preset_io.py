@@ -14,9 +14,12 @@ WEIGHTS_FILE = "model.weights.h5"
 FORMAT = "kzoo"
 
 
-def save_preset(model, directory, overwrite=False, assets=()):
-    """Write `model`'s class, config and weights (and copies of `assets`, e.g. a vocab.txt) atomically."""
+def save_preset(model, directory, overwrite=False, assets=(), extra=None):
+    """Write `model`'s class, config and weights (and copies of `assets`, e.g. a vocab.txt) atomically;
+    `extra(staging_folder)` may add files before the folder is moved into place."""
     with atomic_directory(directory, overwrite=overwrite, assets=assets) as staging:
+        if extra is not None:
+            extra(staging)
         record = {"format": FORMAT, "class_name": type(model).__name__, "config": model.get_config()}
         with open(os.path.join(staging, CONFIG_FILE), "w") as f:
             json.dump(record, f, indent=2)

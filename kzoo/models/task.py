@@ -1,19 +1,36 @@
 """The task-model base: a functional `keras.Model` on a backbone, with presets and a config round trip."""
 
 import inspect
+import json
 import os
 
 import keras
 
 from kzoo.models import preset_io
 from kzoo.models.backbone import Backbone
+from kzoo.models.string_inputs import StringInputsMixin
+
+PREPROCESSOR_FILE = "preprocessor.json"
 
 
-class Task(keras.Model):
+class Task(StringInputsMixin, keras.Model):
     """A backbone plus heads. Subclasses build the graph in `__init__(backbone, ...)` and store their own
-    constructor arguments in `get_config`; presets, saving and the backbone's serialization live here."""
+    constructor arguments in `get_config`; presets, saving and the backbone's serialization live here.
+
+    A task may carry a `preprocessor` (`kzoo.data.TextPreprocessor`): then `fit`, `evaluate` and `predict` also
+    take raw strings, and `save_to_preset` writes its tokenizer beside the weights. It is not part of
+    `get_config`; `from_preset` of a folder holding a tokenizer attaches one.
+    """
 
     backbone_class = Backbone
+
+    def __init__(self, *args, preprocessor=None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.preprocessor = preprocessor
+
+    @property
+    def input_keys(self):
+        return tuple(self.backbone.input_keys)
 
     @classmethod
     def check_backbone(cls, backbone):
@@ -37,6 +54,17 @@ class Task(keras.Model):
         converted Hugging Face directory (its heads are kept when they are this class's, else fresh heads are
         made). Keyword arguments go to the task when it takes them (e.g. `num_classes`), else to the backbone.
         """
+        preprocessor = kwargs.pop("preprocessor", None)
+        sequence_length = kwargs.pop("sequence_length", None)
+        model = cls._from_preset(preset, load_weights, **kwargs)
+        if preprocessor is None and isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
+            preprocessor = _directory_preprocessor(preset, sequence_length)
+        if preprocessor is not None:
+            model.preprocessor = preprocessor
+        return model
+
+    @classmethod
+    def _from_preset(cls, preset, load_weights=True, **kwargs):
         task_kwargs, backbone_kwargs = cls._split_kwargs(kwargs)
         if isinstance(preset, (str, os.PathLike)) and preset_io.is_huggingface_directory(preset):
             model = preset_io.load_huggingface(preset, **backbone_kwargs)
@@ -60,9 +88,44 @@ class Task(keras.Model):
         backbone = cls.backbone_class.from_preset(preset, load_weights=load_weights, **backbone_kwargs)
         return cls(backbone, **task_kwargs)
 
+    def enable_lora(self, rank, lora_alpha=None):
+        """Low-rank adaptation: LoRA (rank `rank`) on every Dense kernel of the backbone's Transformer blocks —
+        attention query/key/value/output and both feed-forward layers — via Keras' `Dense.enable_lora`; the
+        rest of the backbone (embeddings, LayerNorms, pooler) is frozen; the task heads stay trainable.
+        Saving merges the low-rank update into the kernels, so a saved model loads as a plain one."""
+        from kzoo.layers.transformer import TransformerBlock
+
+        if int(rank) < 1:
+            raise ValueError(f"LoRA rank must be ≥ 1; got {rank}.")
+        adapted = {id(layer): layer for block in self.backbone._flatten_layers(include_self=False)
+                   if isinstance(block, TransformerBlock) for layer in block._flatten_layers(include_self=False)
+                   if isinstance(layer, keras.layers.Dense)}
+        for layer in self.backbone._flatten_layers(include_self=False):
+            if id(layer) in adapted:
+                layer.enable_lora(int(rank), lora_alpha=lora_alpha)
+            elif not list(layer._flatten_layers(include_self=False)):
+                layer.trainable = False
+        self.lora_rank = int(rank)
+
+    def quantize(self, mode, **kwargs):
+        """Keras' `Model.quantize` (e.g. "int8": Dense and Embedding weights), without its warning for every
+        layer that has nothing to quantize (LayerNorm, Dropout, inputs)."""
+        import warnings
+
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=".*does not have a `quantize` method")
+            super().quantize(mode, **kwargs)
+
     def save_to_preset(self, directory, overwrite=False, assets=()):
-        """Write `config.json` and `model.weights.h5` (and copies of `assets`) to `directory`, atomically."""
-        preset_io.save_preset(self, directory, overwrite=overwrite, assets=assets)
+        """Write `config.json` and `model.weights.h5` (and copies of `assets`) to `directory`, atomically; with
+        a preprocessor also its tokenizer files and `preprocessor.json`."""
+        def write_preprocessor(staging):
+            if self.preprocessor is not None:
+                self.preprocessor.save_assets(staging)
+                with open(os.path.join(staging, PREPROCESSOR_FILE), "w") as f:
+                    json.dump(self.preprocessor.get_config(), f, indent=2)
+
+        preset_io.save_preset(self, directory, overwrite=overwrite, assets=assets, extra=write_preprocessor)
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone), "name": self.name,
@@ -73,3 +136,20 @@ class Task(keras.Model):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
+
+
+def _directory_preprocessor(directory, sequence_length=None):
+    """The `TextPreprocessor` of a preset or Hugging Face folder (settings from `preprocessor.json`), or None."""
+    from kzoo.data.task_inputs import TextPreprocessor
+
+    config = {}
+    path = os.path.join(directory, PREPROCESSOR_FILE)
+    if os.path.isfile(path):
+        with open(path) as f:
+            config = json.load(f)
+    if sequence_length is not None:
+        config["sequence_length"] = sequence_length
+    try:
+        return TextPreprocessor.from_directory(directory, **config)
+    except ValueError:  # a vocabulary without [CLS]/[SEP]/padding: the model still loads, for token ids only
+        return None

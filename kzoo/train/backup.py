@@ -1,5 +1,5 @@
 """Crash-safe checkpoints for `fit`: Keras' `BackupAndRestore`, each file written beside its target and renamed
-into place."""
+into place; the best model so far, saved as a preset folder in one rename."""
 
 import json
 import os
@@ -27,3 +27,26 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
         os.replace(staging, self._weights_path)
         with atomic_file(self._training_metadata_path) as f:
             json.dump({"epoch": self._current_epoch, "batch": self._last_batch_seen}, f)
+
+
+class BestCheckpoint(keras.callbacks.Callback):
+    """Saves the task model as a preset (atomically: the old best stays until the new one is complete) whenever
+    `monitor` improves. `best` and `best_epoch` (1-based) say where it stood.
+
+    Example:
+        model.fit(x, y, validation_data=(vx, vy), epochs=3, callbacks=[BestCheckpoint("out/best")])
+    """
+
+    def __init__(self, directory, monitor="val_accuracy"):
+        super().__init__()
+        self.directory, self.monitor = directory, monitor
+        self.best, self.best_epoch = -float("inf"), None
+
+    def on_epoch_end(self, epoch, logs=None):
+        logs = logs or {}
+        if self.monitor not in logs:
+            raise ValueError(f"BestCheckpoint monitors {self.monitor!r}, absent from the logs {sorted(logs)}; "
+                             "fit needs validation_data.")
+        if logs[self.monitor] > self.best:
+            self.best, self.best_epoch = float(logs[self.monitor]), epoch + 1
+            self.model.save_to_preset(self.directory, overwrite=True)

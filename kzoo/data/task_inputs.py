@@ -1,0 +1,193 @@
+"""Raw strings → task-model inputs, each batch padded only to its longest member (length bucketing).
+
+`TextPreprocessor` tokenizes with the model's keras-hub tokenizer and packs one or two segments with keras-hub's
+`MultiSegmentPacker` (`[CLS] A [SEP] (B [SEP])`, truncated round-robin or waterfall). `BucketedBatches` is a
+`keras.utils.PyDataset` that feeds `fit` / `evaluate` / `predict` on every backend: it groups examples of
+similar length and trims each batch to its longest member, rounded up to a multiple of `round_to` so JAX and
+XLA compile a handful of shapes rather than one per length.
+"""
+
+import math
+
+import keras
+import numpy as np
+from keras import ops
+
+from kzoo.data.tokenizers import load_hf_tokenizer, save_tokenizer, special_ids
+
+
+def as_text_list(texts, name="texts"):
+    """A list of non-empty strings, or a ValueError naming the first bad entry."""
+    if isinstance(texts, str) or texts is None:
+        raise ValueError(f"{name} must be a list of strings, not {type(texts).__name__}.")
+    texts = [t.decode("utf-8") if isinstance(t, bytes) else t for t in list(texts)]
+    if not texts:
+        raise ValueError(f"{name} is empty.")
+    for index, text in enumerate(texts):
+        if not isinstance(text, str):
+            raise ValueError(f"{name}[{index}] is a {type(text).__name__}, not a string.")
+        if not text.strip():
+            raise ValueError(f"{name}[{index}] is empty text; remove it or give it words.")
+    return texts
+
+
+def ragged_to_lists(ids):
+    """A keras-hub tokenizer's ragged output (tf.RaggedTensor, or nested lists off TF) as int32 arrays."""
+    if hasattr(ids, "row_splits"):
+        values, splits = ids.flat_values.numpy(), ids.row_splits.numpy()
+        return np.split(values.astype("int32"), splits[1:-1])
+    return [np.asarray(row, "int32") for row in ids]
+
+
+class TextPreprocessor:
+    """Tokenizer + packer: strings (one or two segments) → `{"token_ids", "segment_ids", "padding_mask"}`.
+
+    Args:
+        tokenizer: a keras-hub WordPiece or SentencePiece tokenizer (e.g. `load_hf_tokenizer(dir)`).
+        sequence_length: the most tokens per example, specials included; longer text is truncated.
+        truncate: "round_robin" (trim the longer segment first) or "waterfall" (trim the last segment).
+
+    Example:
+        preprocessor = TextPreprocessor(load_hf_tokenizer("minilm/"), sequence_length=64)
+        inputs = preprocessor(["I love it", "meh"])      # padded to the longer of the two, not to 64
+    """
+
+    def __init__(self, tokenizer, sequence_length=128, truncate="round_robin"):
+        import keras_hub
+
+        if int(sequence_length) < 3:
+            raise ValueError(f"sequence_length must leave room for [CLS] text [SEP]; got {sequence_length}.")
+        self.tokenizer = tokenizer
+        self.sequence_length = int(sequence_length)
+        self.truncate = truncate
+        self.special = special_ids(tokenizer, require_mask=False)
+        self.packer = keras_hub.layers.MultiSegmentPacker(
+            sequence_length=self.sequence_length, start_value=self.special.cls, end_value=self.special.sep,
+            pad_value=self.special.pad, truncate=truncate)
+
+    def tokenize(self, texts):
+        """Token ids (without specials) of each string: a list of int32 arrays."""
+        return ragged_to_lists(self.tokenizer(texts))
+
+    def pack(self, segments):
+        """Pack lists of token-id arrays (one list per segment) into (token_ids, segment_ids, lengths) arrays."""
+        import tensorflow as tf
+
+        ragged = tuple(tf.RaggedTensor.from_row_lengths(
+            np.concatenate(rows).astype("int32") if rows else np.zeros((0,), "int32"), [len(r) for r in rows])
+            for rows in segments)
+        token_ids, segment_ids = self.packer(ragged if len(ragged) > 1 else ragged[0])
+        token_ids = np.asarray(ops.convert_to_numpy(token_ids), "int32")
+        segment_ids = np.asarray(ops.convert_to_numpy(segment_ids), "int32")
+        return token_ids, segment_ids, (token_ids != self.special.pad).sum(axis=1).astype("int32")
+
+    def encode(self, texts, pairs=None):
+        """Full-length arrays for every example: `(inputs, lengths)`; batches trim them (see `BucketedBatches`)."""
+        segments = [self.tokenize(as_text_list(texts))]
+        if pairs is not None:
+            pairs = as_text_list(pairs, "pairs")
+            if len(pairs) != len(segments[0]):
+                raise ValueError(f"texts and pairs differ in length: {len(segments[0])} vs {len(pairs)}.")
+            segments.append(self.tokenize(pairs))
+        token_ids, segment_ids, lengths = self.pack(segments)
+        inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": (token_ids != self.special.pad)
+                  .astype("int32")}
+        return inputs, lengths
+
+    def __call__(self, texts, pairs=None):
+        """One batch, padded to its longest member."""
+        inputs, lengths = self.encode(texts, pairs)
+        return {key: value[:, :int(lengths.max())] for key, value in inputs.items()}
+
+    # Saving: the tokenizer as files Hugging Face and kzoo both read, the settings in the task's preset.
+    def get_config(self):
+        return {"sequence_length": self.sequence_length, "truncate": self.truncate}
+
+    def save_assets(self, directory):
+        return save_tokenizer(self.tokenizer, directory)
+
+    @classmethod
+    def from_directory(cls, directory, **config):
+        """The preprocessor of a preset or Hugging Face directory, or None when it holds no tokenizer."""
+        tokenizer = load_hf_tokenizer(directory)
+        return None if tokenizer is None else cls(tokenizer, **config)
+
+
+def bucketed_order(lengths, batch_size, shuffle, rng, pool_batches=50):
+    """Batches of example indices. Without `shuffle`: sorted by length (least padding, for inference). With:
+    a random permutation cut into pools of `pool_batches` batches, each pool sorted by length and cut into
+    batches, then the batches shuffled — random batches of similar lengths, new every epoch."""
+    if not shuffle:
+        order = np.argsort(lengths, kind="stable")
+        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    permutation = rng.permutation(len(lengths))
+    pool = batch_size * pool_batches
+    batches = []
+    for start in range(0, len(permutation), pool):
+        chunk = permutation[start:start + pool]
+        chunk = chunk[np.argsort(lengths[chunk], kind="stable")]
+        batches += [chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size)]
+    rng.shuffle(batches)
+    return batches
+
+
+class BucketedBatches(keras.utils.PyDataset):
+    """Batches of encoded examples, each trimmed to its longest member (rounded up to `round_to`).
+
+    Args:
+        inputs: dict of (N, S) arrays from `TextPreprocessor.encode`; `lengths`: (N,) tokens per example.
+        y, sample_weight: arrays (or dicts of arrays) with N rows, or None. Arrays listed in
+            `per_token` (names "y" / "sample_weight") are (N, S) and trimmed like the inputs.
+        shuffle: new random similar-length batches every epoch (training); False keeps length order
+            (`order` says which example each output row is, to restore the caller's order).
+    """
+
+    def __init__(self, inputs, lengths, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=0,
+                 round_to=16, per_token=(), keys=None, **kwargs):
+        super().__init__(**kwargs)
+        self.inputs = {k: v for k, v in inputs.items() if keys is None or k in keys}
+        self.lengths = np.asarray(lengths)
+        self.y, self.sample_weight = y, sample_weight
+        self.batch_size, self.shuffle, self.round_to = int(batch_size), shuffle, int(round_to)
+        self.per_token = set(per_token)
+        self.full_length = next(iter(self.inputs.values())).shape[1]
+        self.rng = np.random.default_rng(seed)
+        self.batches = bucketed_order(self.lengths, self.batch_size, shuffle, self.rng)
+
+    @property
+    def num_batches(self):
+        return len(self.batches)
+
+    @property
+    def order(self):
+        return np.concatenate(self.batches)
+
+    def __len__(self):
+        return len(self.batches)
+
+    def width(self, indices):
+        longest = int(self.lengths[indices].max())
+        return min(self.full_length, int(math.ceil(longest / self.round_to)) * self.round_to)
+
+    @staticmethod
+    def _take(value, indices, width=None):
+        if value is None:
+            return None
+        if isinstance(value, dict):
+            return {k: BucketedBatches._take(v, indices, width) for k, v in value.items()}
+        rows = np.asarray(value)[indices]
+        return rows[:, :width] if width is not None else rows
+
+    def __getitem__(self, index):
+        indices = self.batches[index]
+        width = self.width(indices)
+        x = self._take(self.inputs, indices, width)
+        y = self._take(self.y, indices, width if "y" in self.per_token else None)
+        if self.sample_weight is None:
+            return (x,) if y is None else (x, y)
+        weights = self._take(self.sample_weight, indices, width if "sample_weight" in self.per_token else None)
+        return x, y, weights
+
+    def on_epoch_end(self):
+        if self.shuffle:
+            self.batches = bucketed_order(self.lengths, self.batch_size, True, self.rng)

@@ -1,0 +1,108 @@
+"""`fit`, `evaluate` and `predict` on raw strings for task models that carry a `TextPreprocessor`.
+
+A task turns its raw examples into full-length arrays once (`encode_examples`); `BucketedBatches` then serves
+batches padded only to their longest member. Token ids still go straight to Keras, untouched.
+"""
+
+import dataclasses
+
+import numpy as np
+
+from kzoo.data.task_inputs import BucketedBatches
+
+
+@dataclasses.dataclass
+class EncodedExamples:
+    inputs: dict  # (N, S) arrays
+    lengths: np.ndarray  # (N,)
+    y: object = None
+    sample_weight: object = None
+    per_token: tuple = ()  # which of "y" / "sample_weight" are (N, S) and trimmed with the inputs
+
+
+def looks_like_text(x):
+    """True for raw text: a list/tuple/array of strings, or a pair (list of strings, list of strings)."""
+    if isinstance(x, np.ndarray):
+        return x.dtype.kind in "USO" and x.size > 0 and isinstance(x.flat[0], (str, bytes))
+    if isinstance(x, (list, tuple)) and x:
+        first = x[0]
+        if isinstance(first, (str, bytes)):
+            return True
+        return isinstance(first, (list, tuple, np.ndarray)) and looks_like_text(first)
+    return False
+
+
+class StringInputsMixin:
+    """Mixed into `Task`: raw-text `fit`/`evaluate`/`predict` when `self.preprocessor` is set."""
+
+    preprocessor = None
+    round_to = 16
+
+    def encode_examples(self, x, y=None, sample_weight=None):
+        raise NotImplementedError(f"{type(self).__name__} takes token ids only (it has no raw-text encoding).")
+
+    def _takes_text(self, x):
+        if not looks_like_text(x):
+            return False
+        if self.preprocessor is None:
+            raise ValueError(f"{type(self).__name__} got raw text but has no preprocessor; build it with "
+                             "`preprocessor=TextPreprocessor(tokenizer)` or load it `from_preset` of a folder "
+                             "that holds a tokenizer.")
+        return True
+
+    def text_batches(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=0):
+        """A `BucketedBatches` dataset of raw examples, for `fit`/`evaluate`/`predict` or your own loop."""
+        encoded = self.encode_examples(x, y, sample_weight)
+        return BucketedBatches(encoded.inputs, encoded.lengths, encoded.y, encoded.sample_weight,
+                               batch_size=batch_size, shuffle=shuffle, seed=seed, round_to=self.round_to,
+                               per_token=encoded.per_token, keys=self.input_keys)
+
+    def _as_dataset(self, data, batch_size, shuffle):
+        x, y, sample_weight = (tuple(data) + (None, None))[:3]
+        return self.text_batches(x, y, sample_weight, batch_size=batch_size or 32, shuffle=shuffle)
+
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, shuffle=True,
+            sample_weight=None, **kwargs):
+        if self._takes_text(x):
+            x = self.text_batches(x, y, sample_weight, batch_size=batch_size or 32, shuffle=shuffle,
+                                  seed=kwargs.pop("seed", 0))
+            y = sample_weight = batch_size = None
+        if isinstance(validation_data, (list, tuple)) and validation_data and self._takes_text(validation_data[0]):
+            validation_data = self._as_dataset(validation_data, batch_size or 32, shuffle=False)
+        return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data,
+                           shuffle=shuffle, sample_weight=sample_weight, **kwargs)
+
+    def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
+        if self._takes_text(x):
+            x = self.text_batches(x, y, sample_weight, batch_size=batch_size or 32)
+            y = sample_weight = batch_size = None
+        return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
+
+    def predict(self, x, batch_size=None, verbose="auto", **kwargs):
+        """Raw text → outputs in the caller's order (per-token outputs padded to the longest example)."""
+        if not self._takes_text(x):
+            return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
+        batches = self.text_batches(x, batch_size=batch_size or 32)
+        return self._predict_batches(batches)
+
+    def _predict_batches(self, batches):
+        import keras
+
+        pieces = []
+        for index in range(len(batches)):
+            outputs = self.predict_on_batch(batches[index][0])
+            pieces.append(keras.tree.map_structure(keras.ops.convert_to_numpy, outputs))
+        width = max(batches.width(b) for b in batches.batches)
+        inverse = np.argsort(batches.order, kind="stable")
+
+        def gather(*arrays):
+            if arrays[0].ndim >= 2 and any(a.shape[1] != arrays[0].shape[1] for a in arrays) or (
+                    arrays[0].ndim >= 2 and self._per_token_outputs):
+                arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2),
+                                 constant_values=self._output_pad_value) for a in arrays]
+            return np.concatenate(arrays)[inverse]
+
+        return keras.tree.map_structure(gather, *pieces)
+
+    _per_token_outputs = False
+    _output_pad_value = 0.0

