@@ -96,13 +96,12 @@ class StringInputsMixin:
         inverse = np.argsort(batches.order, kind="stable")
 
         def gather(*arrays):
-            if arrays[0].ndim >= 2 and any(a.shape[1] != arrays[0].shape[1] for a in arrays) or (
-                    arrays[0].ndim >= 2 and self._per_token_outputs):
+            if arrays[0].ndim >= 2 and (self._per_token_outputs or len({a.shape[1] for a in arrays}) > 1):
                 arrays = [np.pad(a, [(0, 0), (0, width - a.shape[1])] + [(0, 0)] * (a.ndim - 2),
                                  constant_values=self._output_pad_value) for a in arrays]
             return np.concatenate(arrays)[inverse]
 
         return keras.tree.map_structure(gather, *pieces)
 
-    _per_token_outputs = False
+    _per_token_outputs = False  # True for (batch, seq, ...) outputs: padded to the widest batch
     _output_pad_value = 0.0
