@@ -10,18 +10,10 @@ import numpy as np
 from kzoo.data.corpus import iter_documents
 from kzoo.data.masking import MaskedLMMasker, word_start_table
 from kzoo.data.pairs import PairBuilder, pack_instance
-from kzoo.data.tokenizers import special_ids
+from kzoo.data.tokenizers import ragged_to_lists, special_ids
 
 # The sentence-pair task of each architecture's pretrainer (DESIGN.md §1): BERT NSP, ALBERT SOP, DistilBERT none.
 ARCH_TASKS = {"bert": "nsp", "albert": "sop", "distil_bert": "mlm"}
-
-
-def _rows(ids):
-    """A ragged batch from a keras-hub tokenizer (tf.RaggedTensor, or lists off the TF backend) as arrays."""
-    if hasattr(ids, "row_splits"):
-        values, splits = ids.flat_values.numpy(), ids.row_splits.numpy()
-        return np.split(values.astype("int32"), splits[1:-1])
-    return [np.asarray(row, "int32") for row in ids]
 
 
 def tokenize_documents(documents, tokenizer, chunk_size=256):
@@ -29,7 +21,7 @@ def tokenize_documents(documents, tokenizer, chunk_size=256):
     `chunk_size` documents keeps the per-call overhead small."""
 
     def flush(chunk):
-        rows = _rows(tokenizer([sentence for document in chunk for sentence in document]))
+        rows = ragged_to_lists(tokenizer([sentence for document in chunk for sentence in document]))
         start = 0
         for document in chunk:
             yield rows[start:start + len(document)]

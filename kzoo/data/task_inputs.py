@@ -13,7 +13,7 @@ import keras
 import numpy as np
 from keras import ops
 
-from kzoo.data.tokenizers import load_hf_tokenizer, save_tokenizer, special_ids
+from kzoo.data.tokenizers import load_hf_tokenizer, ragged_to_lists, save_tokenizer, special_ids
 
 
 def as_text_list(texts, name="texts"):
@@ -29,14 +29,6 @@ def as_text_list(texts, name="texts"):
         if not text.strip():
             raise ValueError(f"{name}[{index}] is empty text; remove it or give it words.")
     return texts
-
-
-def ragged_to_lists(ids):
-    """A keras-hub tokenizer's ragged output (tf.RaggedTensor, or nested lists off TF) as int32 arrays."""
-    if hasattr(ids, "row_splits"):
-        values, splits = ids.flat_values.numpy(), ids.row_splits.numpy()
-        return np.split(values.astype("int32"), splits[1:-1])
-    return [np.asarray(row, "int32") for row in ids]
 
 
 class TextPreprocessor:
@@ -70,7 +62,7 @@ class TextPreprocessor:
         return ragged_to_lists(self.tokenizer(texts))
 
     def pack(self, segments):
-        """Pack lists of token-id arrays (one list per segment) into (token_ids, segment_ids, lengths) arrays."""
+        """Pack lists of token-id arrays (one list per segment) into (token_ids, segment_ids) arrays."""
         import tensorflow as tf
 
         ragged = tuple(tf.RaggedTensor.from_row_lengths(
@@ -79,7 +71,7 @@ class TextPreprocessor:
         token_ids, segment_ids = self.packer(ragged if len(ragged) > 1 else ragged[0])
         token_ids = np.asarray(ops.convert_to_numpy(token_ids), "int32")
         segment_ids = np.asarray(ops.convert_to_numpy(segment_ids), "int32")
-        return token_ids, segment_ids, (token_ids != self.special.pad).sum(axis=1).astype("int32")
+        return token_ids, segment_ids
 
     def encode(self, texts, pairs=None):
         """Full-length arrays for every example: `(inputs, lengths)`; batches trim them (see `BucketedBatches`)."""
@@ -89,10 +81,10 @@ class TextPreprocessor:
             if len(pairs) != len(segments[0]):
                 raise ValueError(f"texts and pairs differ in length: {len(segments[0])} vs {len(pairs)}.")
             segments.append(self.tokenize(pairs))
-        token_ids, segment_ids, lengths = self.pack(segments)
-        inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": (token_ids != self.special.pad)
-                  .astype("int32")}
-        return inputs, lengths
+        token_ids, segment_ids = self.pack(segments)
+        padding_mask = (token_ids != self.special.pad).astype("int32")
+        inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
+        return inputs, padding_mask.sum(axis=1).astype("int32")
 
     def __call__(self, texts, pairs=None):
         """One batch, padded to its longest member."""
@@ -153,10 +145,6 @@ class BucketedBatches(keras.utils.PyDataset):
         self.full_length = next(iter(self.inputs.values())).shape[1]
         self.rng = np.random.default_rng(seed)
         self.batches = bucketed_order(self.lengths, self.batch_size, shuffle, self.rng)
-
-    @property
-    def num_batches(self):
-        return len(self.batches)
 
     @property
     def order(self):

@@ -120,6 +120,16 @@ def load_hf_tokenizer(directory, sequence_length=None):
     return None
 
 
+def ragged_to_lists(ids):
+    """A keras-hub tokenizer's ragged output (tf.RaggedTensor, or nested lists off TF) as int32 arrays."""
+    import numpy as np
+
+    if hasattr(ids, "row_splits"):
+        values, splits = ids.flat_values.numpy(), ids.row_splits.numpy()
+        return np.split(values.astype("int32"), splits[1:-1])
+    return [np.asarray(row, "int32") for row in ids]
+
+
 @dataclasses.dataclass(frozen=True)
 class SpecialIds:
     cls: int
