@@ -5,6 +5,8 @@ PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export TF_CPP_MIN_LOG_LEVEL := 3
 PYTEST_ARGS ?=
+# Test processes per backend (pytest-xdist): the suite is mostly single-threaded Python and XLA compiles.
+PYTEST_WORKERS ?= 2
 
 .PHONY: demo test test-tensorflow test-jax test-fast bench clean
 
@@ -27,18 +29,18 @@ demo: $(STAMP)
 
 # The whole suite under TensorFlow, then again under JAX (DESIGN.md §7).
 test: $(STAMP)
-	KERAS_BACKEND=tensorflow $(PY) -m pytest -q $(PYTEST_ARGS)
-	KERAS_BACKEND=jax $(PY) -m pytest -q $(PYTEST_ARGS)
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-tensorflow: $(STAMP)
-	KERAS_BACKEND=tensorflow $(PY) -m pytest -q $(PYTEST_ARGS)
+	KERAS_BACKEND=tensorflow $(PY) -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 test-jax: $(STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -q $(PYTEST_ARGS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 
 # Skips @pytest.mark.slow; for quick iteration.
 test-fast: $(STAMP)
-	KERAS_BACKEND=jax $(PY) -m pytest -q -m "not slow" $(PYTEST_ARGS)
+	KERAS_BACKEND=jax $(PY) -m pytest -q -n $(PYTEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(PY) bench/infer.py

@@ -109,10 +109,7 @@ def main():
     print(f"\nfp32, batch {args.batch_size} x seq {args.sequence_length}, median of "
           f"{args.rounds} x {args.repeats} batches per side\n")
     print(format_table(["backend", "arch", "kzoo s/batch", "keras-hub s/batch", "speed-up"], rows))
-    os.makedirs(os.path.dirname(args.out), exist_ok=True)
-    with open(args.out, "w") as f:
-        json.dump(results, f, indent=2)
-    print(f"\nwrote {args.out}")
+    workers.write_results(results, args.out)
 
 
 if __name__ == "__main__":

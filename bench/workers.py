@@ -15,3 +15,11 @@ def run_worker(script, backend, arguments, label):
     if result.returncode != 0:
         raise RuntimeError(f"{label} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def write_results(results, path):
+    """The bench's rows as JSON at `path` (folders made as needed)."""
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        json.dump(results, f, indent=2)
+    print(f"\nwrote {path}")

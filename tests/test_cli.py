@@ -1,14 +1,20 @@
-"""The `kzoo` command: the zoo table, the tiny-preset forward timings and the demo's pretraining run."""
+"""The `kzoo` command: the zoo table, the tiny-preset forward timings and the demo's pretraining and fine-tuning
+runs."""
 
+import json
+
+import keras
 import pytest
 
 from kzoo.cli import main
 
 
 @pytest.mark.slow
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow",
+                    reason="make demo runs on the default backend; pretraining and fine-tuning are tested on both")
 def test_demo_prints_every_preset_with_its_count_and_times_the_tiny_ones(capsys, tmp_path):
     assert main(["demo", "--batch-size", "2", "--sequence-length", "16", "--repeats", "1", "--pretrain-steps", "4",
-                 "--out", str(tmp_path)]) == 0
+                 "--finetune-examples", "64", "--finetune-test-examples", "32", "--out", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     for name, count in [("bert_base_en_uncased", "109,482,240"), ("distil_bert_base_en_uncased", "66,362,880"),
                         ("albert_extra_extra_large_en_uncased", "222,595,584")]:
@@ -19,6 +25,10 @@ def test_demo_prints_every_preset_with_its_count_and_times_the_tiny_ones(capsys,
     if "held-out MLM accuracy" in out:  # the pretraining part runs where make demo installed its corpus
         assert (tmp_path / "bert_pretrain" / "model" / "model.weights.h5").is_file()
         assert (tmp_path / "corpus" / "lee_background.txt").stat().st_size > 300_000
+    if "Held-out test split" in out:  # the fine-tune runs where make demo installed MiniLM and the tweets
+        metrics = json.loads((tmp_path / "tweets_finetune" / "metrics.json").read_text())
+        assert metrics["examples"]["train"] == 64 and metrics["examples"]["test"] == 32, metrics["examples"]
+        assert metrics["lora_rank"] == 8 and metrics["trainable_parameters"] < 0.02 * metrics["parameters"]
 
 
 def test_help_lists_commands(capsys):

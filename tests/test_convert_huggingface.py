@@ -282,3 +282,35 @@ def test_untied_decoder_is_refused(tmp_path):
     save_file(tensors, tmp_path / "model.safetensors")
     with pytest.raises(ValueError, match="'cls.predictions.decoder.weight' differs from the word embeddings"):
         from_huggingface(str(tmp_path))
+
+
+@pytest.mark.parametrize("architecture", ["BertForTokenClassification", "DistilBertForTokenClassification",
+                                          "AlbertForTokenClassification", "BertForQuestionAnswering",
+                                          "DistilBertForQuestionAnswering", "AlbertForQuestionAnswering"])
+def test_tagging_and_qa_heads_parity_and_round_trip_with_transformers(tmp_path, architecture):
+    import transformers
+
+    model_type = architecture.split("For")[0].lower()
+    tagging = architecture.endswith("TokenClassification")
+    overrides = {"id2label": {0: "O", 1: "B-PER", 2: "I-PER", 3: "B-LOC"}} if tagging else {}
+    hf = _hf(model_type, architecture, **overrides)
+    hf.save_pretrained(tmp_path / "src")
+    model = from_huggingface(str(tmp_path / "src")).model
+    assert type(model).__name__ == ("TokenClassifier" if tagging else "SpanQuestionAnswerer")
+    if tagging:
+        assert model.label_names == ["O", "B-PER", "I-PER", "B-LOC"]
+    ids, mask, segments = _inputs()
+    with_segments = model_type != "distilbert"
+
+    def check(reference, what):
+        expected = _run_hf(reference, ids, mask, segments, with_segments)
+        outputs = model(_kzoo_inputs(model, ids, mask, segments))
+        if tagging:
+            _close(outputs, expected.logits, mask, what)
+        else:  # kzoo sets padding positions to -1e9; real positions must match
+            _close(outputs["start_logits"], expected.start_logits, mask, what)
+            _close(outputs["end_logits"], expected.end_logits, mask, what)
+
+    check(hf, "logits")
+    to_huggingface(model, str(tmp_path / "out"))
+    check(getattr(transformers, architecture).from_pretrained(str(tmp_path / "out")).eval(), "after the round trip")

@@ -1,12 +1,13 @@
 """Real pretraining on Jane Austen's novels (../shared/data/corpora/austen), a few minutes on CPU, JAX backend
-(the pipeline and CLI run under both backends in test_pretraining_pipeline.py; these runs are long, so once).
+(the pipeline and CLI run under both backends in test_pretraining_pipeline.py; this run is long, so once).
 
-- a small BERT (bert_tiny, MLM + NSP) learns the masked tokens well beyond the unigram baseline and NSP beyond
-  60% on held-out documents;
-- a small ALBERT (albert_tiny, MLM + SOP, n-gram masking) learns the masked tokens beyond the baseline, by a
-  smaller margin: four shared layers learn more slowly than BERT's two. Its SOP accuracy is printed, not
-  asserted: in this budget it stays near chance (SOP needs far more steps).
-Both runs are seeded; on one machine they repeat to the digit.
+A small BERT (bert_tiny, MLM + NSP) learns the masked tokens well beyond the unigram baseline and NSP beyond
+60% on held-out documents. The run is seeded; on one machine it repeats to the digit.
+
+ALBERT (MLM + SOP) is not run here: SOP stays at chance for its first ~1200 steps (README: the 2000-step
+`kzoo pretrain --arch albert` run on this corpus, ~31 CPU minutes, reaches held-out SOP 0.836), far beyond a
+test's budget; a 500-step run showed only MLM above the baseline (0.091 vs 0.049, README). ALBERT's pipeline
+and SOP data are tested in test_pretraining_pipeline.py and test_pretraining_data.py.
 """
 
 import json
@@ -19,7 +20,6 @@ from kzoo.train.pretrain import PretrainConfig, pretrain
 
 CASES = {  # arch: (steps, sequence length, peak learning rate, optimizer, MLM margin over the baseline)
     "bert": (500, 128, 1e-3, "adamw", 1.5),
-    "albert": (500, 64, 2e-3, "adamw", 1.15),
 }
 
 

@@ -88,9 +88,12 @@ def pair_head_entries(head, task):
     return _dense(head.dense, _PAIR_NAMES[task])
 
 
-def classifier_entries(model):
-    """`TextClassifier` heads: `classifier` everywhere, plus DistilBERT's `pre_classifier`."""
+def task_head_entries(model):
+    """Fine-tuning heads: `classifier` (sequence and token classification; DistilBERT's sequence classifier also
+    has `pre_classifier`) or `qa_outputs` (span QA)."""
+    if hasattr(model, "qa_outputs"):
+        return _dense(model.qa_outputs, "qa_outputs")
     entries = _dense(model.classifier, "classifier")
-    if model.pre_classifier is not None:
+    if getattr(model, "pre_classifier", None) is not None:
         entries = _dense(model.pre_classifier, "pre_classifier") + entries
     return entries

@@ -25,8 +25,18 @@ _HEADS = {  # architecture -> (kzoo model class name, pair task or None); None c
     "BertForSequenceClassification": ("TextClassifier", None),
     "DistilBertForSequenceClassification": ("TextClassifier", None),
     "AlbertForSequenceClassification": ("TextClassifier", None),
+    "BertForTokenClassification": ("TokenClassifier", None),
+    "DistilBertForTokenClassification": ("TokenClassifier", None),
+    "AlbertForTokenClassification": ("TokenClassifier", None),
+    "BertForQuestionAnswering": ("SpanQuestionAnswerer", None),
+    "DistilBertForQuestionAnswering": ("SpanQuestionAnswerer", None),
+    "AlbertForQuestionAnswering": ("SpanQuestionAnswerer", None),
 }
-_HEAD_NAMES = ("cls.", "vocab_", "predictions.", "sop_classifier.", "classifier.", "pre_classifier.")  # no prefix
+# Task heads on a backbone (no MLM head): kzoo class -> Hugging Face architecture suffix.
+_TASK_SUFFIXES = {"TextClassifier": "ForSequenceClassification", "TokenClassifier": "ForTokenClassification",
+                  "SpanQuestionAnswerer": "ForQuestionAnswering"}
+_HEAD_NAMES = ("cls.", "vocab_", "predictions.", "sop_classifier.", "classifier.", "pre_classifier.",
+               "qa_outputs.")  # no prefix
 _DEFAULT_ARCHITECTURE = {"bert": "BertModel", "distilbert": "DistilBertModel", "albert": "AlbertModel"}
 # kzoo activation names that transformers' ACT2FN does not know, and its names for them.
 _HF_ACTIVATION = {"gelu_approximate": "gelu_new", "gelu_exact": "gelu"}
@@ -117,12 +127,12 @@ def read_hf_tensors(directory, allow_pickle=False):
 
 
 def _entries(model, model_type, pair_task):
-    from kzoo.models import Backbone, TextClassifier
+    from kzoo.models import Backbone
 
     backbone = model if isinstance(model, Backbone) else model.backbone
     entries = hf_mapping.backbone_entries(backbone, model_type)
-    if isinstance(model, TextClassifier):
-        entries += hf_mapping.classifier_entries(model)
+    if type(model).__name__ in _TASK_SUFFIXES:
+        entries += hf_mapping.task_head_entries(model)
     elif not isinstance(model, Backbone):
         entries += hf_mapping.mlm_head_entries(model.mlm_head, model_type)
         if pair_task:
@@ -158,10 +168,14 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
     backbone = backbone_class(**{**backbone_config(config), **overrides})
     if class_name is None:
         model = backbone
-    elif class_name == "TextClassifier":
+    elif class_name in ("TextClassifier", "TokenClassifier"):
         num_labels = config.get("num_labels") or len(config.get("id2label") or {}) or 2
-        head_dropout = config.get(_classifier_dropout_key(model_type))
-        model = models.TextClassifier(backbone, num_classes=num_labels, dropout=head_dropout)
+        head_dropout = config.get(_classifier_dropout_key(model_type, class_name))
+        model = getattr(models, class_name)(backbone, num_classes=num_labels, dropout=head_dropout,
+                                            label_names=_label_names(config, num_labels))
+    elif class_name == "SpanQuestionAnswerer":
+        model = models.SpanQuestionAnswerer(backbone, dropout=config.get("qa_dropout", 0.0) if
+                                            model_type == "distilbert" else 0.0)
     else:
         model = getattr(models, class_name)(backbone)
 
@@ -180,7 +194,7 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
                              f"{' (transposed)' if transpose else ''}.")
         assignments.append((variable, name, value))
     word_embeddings = tensors.get("embeddings.word_embeddings.weight")
-    has_mlm_head = class_name not in (None, "TextClassifier")
+    has_mlm_head = class_name is not None and class_name not in _TASK_SUFFIXES
     for decoder in ("cls.predictions.decoder.weight", "vocab_projector.weight", "predictions.decoder.weight"):
         if has_mlm_head and decoder in tensors and word_embeddings is not None:
             if not np.array_equal(tensors[decoder], word_embeddings):
@@ -196,20 +210,32 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
                       not_in_checkpoint=not_in_checkpoint)
 
 
-def _classifier_dropout_key(model_type):
-    """The config.json key of the sequence-classification head's dropout, per model type."""
-    return {"distilbert": "seq_classif_dropout", "albert": "classifier_dropout_prob"}.get(
-        model_type, "classifier_dropout")
+def _label_names(config, num_labels):
+    """`id2label`'s names when they are real ones (not transformers' default LABEL_i), else None."""
+    id2label = {int(k): v for k, v in (config.get("id2label") or {}).items()}
+    names = [id2label.get(i) for i in range(num_labels)]
+    if None in names or names == [f"LABEL_{i}" for i in range(num_labels)] or len(set(names)) < num_labels:
+        return None
+    return names
+
+
+def _classifier_dropout_key(model_type, class_name="TextClassifier"):
+    """The config.json key of a classification head's dropout, per model type (None: the backbone's dropout,
+    as DistilBERT's token classifier uses `dropout`)."""
+    if model_type == "distilbert":
+        return "seq_classif_dropout" if class_name == "TextClassifier" else None
+    return "classifier_dropout_prob" if model_type == "albert" else "classifier_dropout"
 
 
 def _hf_config(model):
-    from kzoo.models import AlbertBackbone, Backbone, DistilBertBackbone, TextClassifier
+    from kzoo.models import AlbertBackbone, Backbone, DistilBertBackbone
 
     backbone = model if isinstance(model, Backbone) else model.backbone
     architecture = {"BertBackbone": "BertModel", "DistilBertBackbone": "DistilBertModel",
                     "AlbertBackbone": "AlbertModel"}[type(backbone).__name__]
-    if isinstance(model, TextClassifier):
-        architecture = architecture.replace("Model", "ForSequenceClassification")
+    task = type(model).__name__
+    if task in _TASK_SUFFIXES:
+        architecture = architecture.replace("Model", _TASK_SUFFIXES[task])
     elif not isinstance(model, Backbone):
         architecture = next(a for a, (c, _) in _HEADS.items() if c == type(model).__name__)
     hf_activation = _HF_ACTIVATION.get(backbone.activation, backbone.activation)
@@ -233,11 +259,15 @@ def _hf_config(model):
             config.update(model_type="albert", embedding_size=backbone.embedding_dim,
                           num_hidden_groups=backbone.num_groups, inner_group_num=backbone.num_inner_repetitions)
     config["architectures"] = [architecture]
-    if isinstance(model, TextClassifier):
-        dropout = backbone.dropout if model.dropout is None else model.dropout
-        config[_classifier_dropout_key(config["model_type"])] = dropout
-        config["id2label"] = {str(i): f"LABEL_{i}" for i in range(model.num_classes)}
-        config["label2id"] = {f"LABEL_{i}": i for i in range(model.num_classes)}
+    if task in ("TextClassifier", "TokenClassifier"):
+        dropout_key = _classifier_dropout_key(config["model_type"], task)
+        if dropout_key:
+            config[dropout_key] = backbone.dropout if model.dropout is None else model.dropout
+        names = model.label_names or [f"LABEL_{i}" for i in range(model.num_classes)]
+        config["id2label"] = {str(i): name for i, name in enumerate(names)}
+        config["label2id"] = {name: i for i, name in enumerate(names)}
+    if task == "SpanQuestionAnswerer" and config["model_type"] == "distilbert":
+        config["qa_dropout"] = model.dropout
     return config, architecture
 
 

@@ -81,6 +81,10 @@ class TextPreprocessor:
             if len(pairs) != len(segments[0]):
                 raise ValueError(f"texts and pairs differ in length: {len(segments[0])} vs {len(pairs)}.")
             segments.append(self.tokenize(pairs))
+        return self.encode_pieces(segments)
+
+    def encode_pieces(self, segments):
+        """`encode` for text already tokenized: one list of token-id arrays per segment."""
         token_ids, segment_ids = self.pack(segments)
         padding_mask = (token_ids != self.special.pad).astype("int32")
         inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
@@ -179,3 +183,20 @@ class BucketedBatches(keras.utils.PyDataset):
     def on_epoch_end(self):
         if self.shuffle:
             self.batches = bucketed_order(self.lengths, self.batch_size, True, self.rng)
+
+    def as_tf_dataset(self):
+        """The same batches as a `tf.data.Dataset` whose every dimension is unknown. Keras' own PyDataset adapter
+        on TensorFlow fixes the shapes it sees in the first two batches, so a later, wider batch would fail."""
+        import tensorflow as tf
+
+        def spec(array):
+            return tf.TensorSpec([None] * np.ndim(array), tf.as_dtype(np.asarray(array).dtype))
+
+        def generate():
+            for index in range(len(self)):
+                yield self[index]
+            self.on_epoch_end()  # new similar-length batches for the next pass
+
+        signature = keras.tree.map_structure(spec, self[0])
+        dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
+        return dataset.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)

@@ -136,16 +136,19 @@ class SpecialIds:
     sep: int
     pad: int
     mask: int | None
+    unk: int | None = None
 
 
 def special_ids(tokenizer, require_mask=True):
     """[CLS], [SEP], padding ([PAD] or SentencePiece's <pad>) and [MASK] ids, or a ValueError naming the
-    missing token. Fine-tuning needs no [MASK] (`require_mask=False` gives None when it is absent)."""
+    missing token. Fine-tuning needs no [MASK] (`require_mask=False` gives None when it is absent). The unknown
+    token ([UNK] / <unk>) is None when the vocabulary has none."""
     vocabulary = set(tokenizer.get_vocabulary())
     found = {}
-    for field, names in (("cls", ["[CLS]"]), ("sep", ["[SEP]"]), ("pad", ["[PAD]", "<pad>"]), ("mask", ["[MASK]"])):
+    for field, names in (("cls", ["[CLS]"]), ("sep", ["[SEP]"]), ("pad", ["[PAD]", "<pad>"]), ("mask", ["[MASK]"]),
+                         ("unk", ["[UNK]", "<unk>"])):
         name = next((n for n in names if n in vocabulary), None)
-        if name is None and field == "mask" and not require_mask:
+        if name is None and (field == "unk" or (field == "mask" and not require_mask)):
             found[field] = None
             continue
         if name is None:

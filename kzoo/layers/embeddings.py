@@ -18,6 +18,15 @@ def truncated_normal(stddev=0.02):
     return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
+def embedding_table(layer):
+    """The float table of a `keras.layers.Embedding`. After Keras' `quantize("int8")` its `embeddings` are the
+    raw integers, so reading them directly (a position slice, a tied decoder) needs its per-row scale undone."""
+    table = layer.embeddings
+    if layer.quantization_mode in ("int8", "int4"):
+        table = ops.divide(ops.cast(table, "float32"), ops.expand_dims(ops.cast(layer.embeddings_scale, "float32"), -1))
+    return table
+
+
 @contextlib.contextmanager
 def zero_init():
     """Build models with zero weights: a fast way to count the parameters of large presets.
@@ -98,7 +107,7 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
         token_ids = check_ids_in_range(token_ids, self.vocabulary_size, "token_ids")
         x = self.token_embedding(token_ids)
         # Positions 0..S-1 are the first S rows of the table; a static slice needs no gather.
-        positions = self.position_embedding.embeddings[: ops.shape(token_ids)[1]]
+        positions = embedding_table(self.position_embedding)[: ops.shape(token_ids)[1]]
         x = x + ops.cast(positions, x.dtype)
         if self.segment_embedding is not None:
             if segment_ids is None:

@@ -4,7 +4,7 @@ import keras
 from keras import ops
 
 from kzoo.layers.activations import get_activation
-from kzoo.layers.embeddings import truncated_normal
+from kzoo.layers.embeddings import embedding_table, truncated_normal
 from kzoo.layers.validation import check_ids_in_range
 
 
@@ -102,7 +102,7 @@ class MaskedLMHead(keras.layers.Layer):
                 mask_positions = check_ids_in_range(mask_positions, x.shape[1], "mask_positions")
             x = ops.take_along_axis(x, ops.cast(mask_positions, "int32")[..., None], axis=1)
         x = self.layer_norm(self.dense(x))
-        kernel = self.decoder_kernel if self.token_embedding is None else self.token_embedding.embeddings
+        kernel = self.decoder_kernel if self.token_embedding is None else embedding_table(self.token_embedding)
         logits = ops.matmul(x, ops.transpose(ops.cast(kernel, x.dtype)))
         return logits + ops.cast(self.bias, x.dtype)
 

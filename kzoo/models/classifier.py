@@ -4,6 +4,7 @@ import keras
 import numpy as np
 
 from kzoo.layers.embeddings import truncated_normal
+from kzoo.models.labels import label_ids, label_names_of, resolve_label_set
 from kzoo.models.string_inputs import EncodedExamples
 from kzoo.models.task import Task
 
@@ -31,17 +32,7 @@ class TextClassifier(Task):
     """
 
     def __init__(self, backbone, num_classes=None, dropout=None, label_names=None, **kwargs):
-        if label_names is not None:
-            label_names = [str(name) for name in label_names]
-            if len(set(label_names)) != len(label_names):
-                raise ValueError(f"label_names has duplicates: {label_names}.")
-            if num_classes is not None and int(num_classes) != len(label_names):
-                raise ValueError(f"num_classes={num_classes} but {len(label_names)} label_names.")
-            num_classes = len(label_names)
-        if num_classes is None:
-            raise ValueError("TextClassifier needs num_classes or label_names.")
-        if int(num_classes) < 2:
-            raise ValueError(f"num_classes must be at least 2, got {num_classes}.")
+        num_classes, label_names = resolve_label_set("TextClassifier", num_classes, label_names)
         rate = backbone.dropout if dropout is None else dropout
         policy = backbone.dtype_policy
         init = truncated_normal(backbone.initializer_range)
@@ -76,22 +67,7 @@ class TextClassifier(Task):
 
     def label_ids(self, labels):
         """Class ids (int32) of `labels`: class names (with `label_names`) or ints in [0, num_classes)."""
-        labels = list(labels)
-        if self.label_names is not None and labels and isinstance(labels[0], str):
-            index = {name: i for i, name in enumerate(self.label_names)}
-            unknown = sorted({label for label in labels if label not in index})
-            if unknown:
-                raise ValueError(f"label(s) {unknown[:5]} are not in the label set {self.label_names}.")
-            return np.array([index[label] for label in labels], "int32")
-        ids = np.asarray(labels)
-        if ids.dtype.kind not in "iu":
-            raise ValueError(f"labels must be class ids or names in label_names; got {ids.dtype} values "
-                             f"{labels[:3]}.")
-        bad = np.flatnonzero((ids < 0) | (ids >= self.num_classes))
-        if bad.size:
-            raise ValueError(f"label {int(ids[bad[0]])} (example {int(bad[0])}) is outside the label set "
-                             f"[0, {self.num_classes}).")
-        return ids.astype("int32")
+        return label_ids(labels, self.num_classes, self.label_names)
 
     def encode_examples(self, x, y=None, sample_weight=None):
         pair = isinstance(x, tuple) and len(x) == 2 and not isinstance(x[0], (str, bytes))
@@ -105,4 +81,4 @@ class TextClassifier(Task):
     def predict_labels(self, x, batch_size=32):
         """Raw text (or token ids) → predicted class names (with `label_names`) or ids."""
         ids = np.asarray(self.predict(x, batch_size=batch_size, verbose=0)).argmax(-1)
-        return [self.label_names[i] for i in ids] if self.label_names is not None else ids
+        return label_names_of(ids, self.label_names)

@@ -59,14 +59,23 @@ class StringInputsMixin:
 
     def _as_dataset(self, data, batch_size, shuffle):
         x, y, sample_weight = (tuple(data) + (None, None))[:3]
-        return self.text_batches(x, y, sample_weight, batch_size=batch_size or 32, shuffle=shuffle)
+        return self._for_keras(self.text_batches(x, y, sample_weight, batch_size=batch_size or 32, shuffle=shuffle))
+
+    @staticmethod
+    def _for_keras(batches):
+        """What `fit`/`evaluate` get: on TensorFlow a tf.data pipeline with free batch widths (see
+        `BucketedBatches.as_tf_dataset`); elsewhere the PyDataset itself."""
+        import keras
+
+        return batches.as_tf_dataset() if keras.backend.backend() == "tensorflow" else batches
 
     def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, shuffle=True,
             sample_weight=None, **kwargs):
         if self._takes_text(x):
-            x = self.text_batches(x, y, sample_weight, batch_size=batch_size or 32, shuffle=shuffle,
-                                  seed=kwargs.pop("seed", 0))
+            x = self._for_keras(self.text_batches(x, y, sample_weight, batch_size=batch_size or 32, shuffle=shuffle,
+                                                  seed=kwargs.pop("seed", 0)))
             y = sample_weight = batch_size = None
+            shuffle = False  # the batches shuffle themselves (similar lengths together), new every epoch
         if isinstance(validation_data, (list, tuple)) and validation_data and self._takes_text(validation_data[0]):
             validation_data = self._as_dataset(validation_data, batch_size or 32, shuffle=False)
         return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data,
@@ -74,7 +83,7 @@ class StringInputsMixin:
 
     def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
         if self._takes_text(x):
-            x = self.text_batches(x, y, sample_weight, batch_size=batch_size or 32)
+            x = self._for_keras(self.text_batches(x, y, sample_weight, batch_size=batch_size or 32))
             y = sample_weight = batch_size = None
         return super().evaluate(x, y, batch_size=batch_size, sample_weight=sample_weight, **kwargs)
 
@@ -84,6 +93,11 @@ class StringInputsMixin:
             return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
         batches = self.text_batches(x, batch_size=batch_size or 32)
         return self._predict_batches(batches)
+
+    def _predict_encoded(self, inputs, lengths, batch_size):
+        """Outputs for already-encoded examples, in their order, from length-sorted batches."""
+        return self._predict_batches(BucketedBatches(inputs, lengths, batch_size=batch_size, round_to=self.round_to,
+                                                     keys=self.input_keys))
 
     def _predict_batches(self, batches):
         import keras

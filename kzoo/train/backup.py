@@ -31,22 +31,26 @@ class AtomicBackupAndRestore(keras.callbacks.BackupAndRestore):
 
 class BestCheckpoint(keras.callbacks.Callback):
     """Saves the task model as a preset (atomically: the old best stays until the new one is complete) whenever
-    `monitor` improves. `best` and `best_epoch` (1-based) say where it stood.
+    `monitor` improves (rises with mode "max", falls with "min"). `best` and `best_epoch` (1-based) say where
+    it stood.
 
     Example:
         model.fit(x, y, validation_data=(vx, vy), epochs=3, callbacks=[BestCheckpoint("out/best")])
     """
 
-    def __init__(self, directory, monitor="val_accuracy"):
+    def __init__(self, directory, monitor="val_accuracy", mode="max"):
         super().__init__()
-        self.directory, self.monitor = directory, monitor
-        self.best, self.best_epoch = -float("inf"), None
+        if mode not in ("max", "min"):
+            raise ValueError(f"mode must be 'max' or 'min'; got {mode!r}.")
+        self.directory, self.monitor, self.sign = directory, monitor, 1.0 if mode == "max" else -1.0
+        self.best, self.best_epoch = None, None
 
     def on_epoch_end(self, epoch, logs=None):
         logs = logs or {}
         if self.monitor not in logs:
             raise ValueError(f"BestCheckpoint monitors {self.monitor!r}, absent from the logs {sorted(logs)}; "
                              "fit needs validation_data.")
-        if logs[self.monitor] > self.best:
-            self.best, self.best_epoch = float(logs[self.monitor]), epoch + 1
+        value = float(logs[self.monitor])
+        if self.best is None or self.sign * value > self.sign * self.best:
+            self.best, self.best_epoch = value, epoch + 1
             self.model.save_to_preset(self.directory, overwrite=True)

@@ -11,7 +11,7 @@ import json
 import os
 import time
 
-TASKS = ("classify",)
+from kzoo.train.finetune_tasks import TASKS
 
 
 @dataclasses.dataclass
@@ -20,9 +20,9 @@ class FinetuneConfig:
     data: str
     source: str  # a preset name, a kzoo preset folder or a Hugging Face folder (with its tokenizer)
     out: str
-    text_field: str = "text"
+    text_field: str | None = None  # None: the task's default (see finetune_tasks: text, tokens, question)
     pair_field: str | None = None
-    label_field: str = "label"
+    label_field: str | None = None
     where: str | None = None
     encoding_errors: str = "strict"
     test_share: float = 0.2
@@ -34,6 +34,7 @@ class FinetuneConfig:
     warmup: float = 0.1
     sequence_length: int = 128
     max_train_examples: int | None = None
+    max_test_examples: int | None = None  # score only the first N test rows (quick runs; the split stays the same)
     lora_rank: int | None = None
     quantize: str | None = None
     overwrite: bool = False
@@ -42,6 +43,9 @@ class FinetuneConfig:
     def __post_init__(self):
         if self.task not in TASKS:
             raise ValueError(f"Unknown task {self.task!r}; kzoo finetune knows {list(TASKS)}.")
+        for field, default in TASKS[self.task].fields.items():
+            if getattr(self, field) is None:
+                setattr(self, field, default)
         if self.quantize not in (None, "int8"):
             raise ValueError(f"quantize must be None or 'int8'; got {self.quantize!r}.")
         for field in ("epochs", "batch_size", "sequence_length"):
@@ -50,10 +54,10 @@ class FinetuneConfig:
 
 
 def load_task_model(config, label_names):
-    """The classifier on `config.source`'s backbone and tokenizer, with LoRA when asked."""
-    from kzoo.models import TextClassifier
-
-    model = TextClassifier.from_preset(config.source, label_names=label_names, sequence_length=config.sequence_length)
+    """The task's model on `config.source`'s backbone and tokenizer, with LoRA when asked."""
+    kwargs = {} if label_names is None else {"label_names": label_names}
+    model = TASKS[config.task].model_class.from_preset(config.source, sequence_length=config.sequence_length,
+                                                       **kwargs)
     if model.preprocessor is None:
         raise ValueError(f"{config.source} has no tokenizer (vocab.txt, tokenizer.json or spiece.model); "
                          "kzoo finetune reads raw text and needs one.")
@@ -62,10 +66,10 @@ def load_task_model(config, label_names):
     return model
 
 
-def timed_predictions(model, texts, batch_size):
+def timed_predictions(task, model, x, batch_size):
     start = time.perf_counter()
-    logits = model.predict(texts, batch_size=batch_size)
-    return logits.argmax(-1), time.perf_counter() - start
+    predicted = task.predict(model, x, batch_size)
+    return predicted, time.perf_counter() - start
 
 
 def finetune(config, report=print):
@@ -75,10 +79,11 @@ def finetune(config, report=print):
 
     from kzoo.atomic import atomic_file
     from kzoo.table import format_table
-    from kzoo.train.labelled_data import classification_scores, column, read_rows, split_rows
+    from kzoo.train.labelled_data import read_rows, split_rows
     from kzoo.train.backup import BestCheckpoint
     from kzoo.train.optim import make_optimizer
 
+    task = TASKS[config.task]
     metrics_path = os.path.join(config.out, "metrics.json")
     if os.path.exists(metrics_path) and not config.overwrite:
         raise FileExistsError(f"{metrics_path} exists: this run has finished. Pass --overwrite to train again.")
@@ -87,21 +92,18 @@ def finetune(config, report=print):
     train_rows, validation_rows = split_rows(train_rows, config.validation_share, config.seed + 1)
     if config.max_train_examples:
         train_rows = train_rows[:config.max_train_examples]
+    if config.max_test_examples:
+        test_rows = test_rows[:config.max_test_examples]
 
-    def fields(part):
-        texts = [str(t) for t in column(part, config.text_field, config.data)]
-        pairs = [str(t) for t in column(part, config.pair_field, config.data)] if config.pair_field else None
-        labels = [str(v) for v in column(part, config.label_field, config.data)]
-        return ((texts, pairs) if pairs else texts), labels
-
-    (train_x, train_y), (val_x, val_y), (test_x, test_y) = fields(train_rows), fields(validation_rows), fields(test_rows)
-    label_names = sorted(set(train_y))
-    unseen = sorted(set(val_y + test_y) - set(label_names))
+    (train_x, train_y), (val_x, val_y), (test_x, test_y) = (task.read(part, config) for part in
+                                                            (train_rows, validation_rows, test_rows))
+    label_names = task.label_names(train_y)
+    unseen = sorted((task.held_out_labels(val_y) | task.held_out_labels(test_y)) - set(label_names or ()))
     if unseen:
         raise ValueError(f"label(s) {unseen} appear in the held-out rows but never in training; the split of "
                          f"{config.data} is too small for its label set.")
-    report(f"{config.data}: {len(train_y):,} train / {len(val_y):,} validation / {len(test_y):,} test examples, "
-           f"{len(label_names)} labels")
+    report(f"{config.data}: {len(train_y):,} train / {len(val_y):,} validation / {len(test_y):,} test examples"
+           + (f", {len(label_names)} labels" if label_names else ""))
 
     keras.utils.set_random_seed(config.seed)
     model = load_task_model(config, label_names)
@@ -113,7 +115,7 @@ def finetune(config, report=print):
 
     best_dir = os.path.join(config.out, "best")
     os.makedirs(config.out, exist_ok=True)
-    checkpoint = BestCheckpoint(best_dir)
+    checkpoint = BestCheckpoint(best_dir, monitor=task.monitor, mode=task.mode)
     start = time.perf_counter()
     model.fit(train_x, train_y, validation_data=(val_x, val_y), epochs=config.epochs, batch_size=config.batch_size,
               callbacks=[checkpoint, keras.callbacks.CSVLogger(os.path.join(config.out, "metrics.csv"))],
@@ -121,31 +123,33 @@ def finetune(config, report=print):
     train_seconds = time.perf_counter() - start
 
     model.load_weights(os.path.join(best_dir, "model.weights.h5"))
-    test_ids = model.label_ids(test_y)
-    majority = int(np.bincount(model.label_ids(train_y), minlength=len(label_names)).argmax())
-    predictions, seconds = timed_predictions(model, test_x, config.batch_size)
-    results = {"test": classification_scores(test_ids, predictions, len(label_names), majority)}
-    results["test"]["predict_seconds"] = seconds
+
+    def test_scores(weights_file):
+        predicted, seconds = timed_predictions(task, model, test_x, config.batch_size)
+        return {**task.score(predicted, test_y, train_y, label_names), "predict_seconds": seconds,
+                "weights_megabytes": os.path.getsize(weights_file) / 2**20}
+
+    results = {"test": test_scores(os.path.join(best_dir, "model.weights.h5"))}
     if config.quantize:
         model.quantize(config.quantize)
-        predictions, seconds = timed_predictions(model, test_x, config.batch_size)
-        results[config.quantize] = classification_scores(test_ids, predictions, len(label_names), majority)
-        results[config.quantize]["predict_seconds"] = seconds
+        quantized_file = os.path.join(config.out, f"{config.quantize}.weights.h5")
+        model.save_weights(quantized_file, overwrite=True)
+        results[config.quantize] = test_scores(quantized_file)
     summary = {"task": config.task, "data": config.data, "where": config.where, "source": config.source,
-               "label_names": label_names, "majority_label": label_names[majority],
+               "label_names": label_names,
                "examples": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
                "parameters": model.count_params(), "trainable_parameters": trainable,
                "lora_rank": config.lora_rank, "epochs": config.epochs, "best_epoch": checkpoint.best_epoch,
-               "best_validation_accuracy": checkpoint.best, "train_seconds": train_seconds,
+               "best_validation": {task.monitor: checkpoint.best}, "train_seconds": train_seconds,
                "backend": keras.backend.backend(), **results["test"],
                **{key: value for key, value in results.items() if key != "test"}}
     with atomic_file(metrics_path) as f:
         json.dump(summary, f, indent=2)
     table = [[name, f"{scores['accuracy']:.4f}", f"{scores['macro_f1']:.4f}", f"{scores['majority_baseline']:.4f}",
-              f"{scores['predict_seconds']:.1f}"] for name, scores in
+              f"{scores['predict_seconds']:.1f}", f"{scores['weights_megabytes']:.1f}"] for name, scores in
              [("fp32" if config.quantize else "model", results["test"])] + [
                  (key, value) for key, value in results.items() if key != "test"]]
     report(f"\nHeld-out test split ({len(test_y):,} examples), best epoch {checkpoint.best_epoch}:")
-    report(format_table(["model", "accuracy", "macro_f1", "majority_baseline", "predict s"], table))
+    report(format_table(["model", "accuracy", "macro_f1", "majority_baseline", "predict s", "weights MB"], table))
     report(f"best checkpoint in {best_dir}, metrics in {metrics_path}")
     return summary

@@ -1,0 +1,155 @@
+"""What `kzoo finetune` does differently per task: which fields it reads, which model it builds, how it scores.
+
+classify  text (+ optional pair) → a class         TextClassifier
+tokens    words → a tag per word                    TokenClassifier   (JSONL lists, or space-separated strings)
+qa        question + context → an answer span       SpanQuestionAnswerer (answer text, SQuAD dict, or empty)
+"""
+
+import collections
+import re
+import string
+
+import numpy as np
+
+from kzoo.train.labelled_data import classification_scores, column
+
+
+class ClassifyTask:
+    name = "classify"
+    fields = {"text_field": "text", "pair_field": None, "label_field": "label"}
+    monitor, mode = "val_accuracy", "max"
+
+    @property
+    def model_class(self):
+        from kzoo.models import TextClassifier
+
+        return TextClassifier
+
+    def read(self, rows, config):
+        texts = [str(t) for t in column(rows, config.text_field, config.data)]
+        labels = [str(v) for v in column(rows, config.label_field, config.data)]
+        if config.pair_field:
+            return (texts, [str(t) for t in column(rows, config.pair_field, config.data)]), labels
+        return texts, labels
+
+    def label_names(self, labels):
+        return sorted(set(labels))
+
+    def held_out_labels(self, labels):
+        return set(labels)
+
+    def predict(self, model, x, batch_size):
+        return model.predict_labels(x, batch_size=batch_size)
+
+    def score(self, predicted, truth, train_labels, label_names):
+        index = {name: i for i, name in enumerate(label_names)}
+        majority = index[collections.Counter(train_labels).most_common(1)[0][0]]
+        return classification_scores([index[t] for t in truth], [index.get(p, -1) for p in predicted],
+                                     len(label_names), majority)
+
+
+class TokensTask(ClassifyTask):
+    name = "tokens"
+    fields = {"text_field": "tokens", "pair_field": None, "label_field": "tags"}
+
+    @property
+    def model_class(self):
+        from kzoo.models import TokenClassifier
+
+        return TokenClassifier
+
+    def read(self, rows, config):
+        words = [_as_list(v) for v in column(rows, config.text_field, config.data)]
+        tags = [[str(t) for t in _as_list(v)] for v in column(rows, config.label_field, config.data)]
+        for index, (w, t) in enumerate(zip(words, tags)):
+            if len(w) != len(t):
+                raise ValueError(f"{config.data}: example {index} has {len(w)} words but {len(t)} tags.")
+        return words, tags
+
+    def label_names(self, labels):
+        return sorted({tag for tags in labels for tag in tags})
+
+    def held_out_labels(self, labels):
+        return {tag for tags in labels for tag in tags}
+
+    def score(self, predicted, truth, train_labels, label_names):
+        """Per word (words truncated away count as wrong)."""
+        flat_train = [tag for tags in train_labels for tag in tags]
+        return super().score([p for row in predicted for p in row], [t for row in truth for t in row], flat_train,
+                             label_names)
+
+
+class QuestionAnsweringTask:
+    name = "qa"
+    fields = {"text_field": "question", "pair_field": "context", "label_field": "answer"}
+    monitor, mode = "val_loss", "min"
+
+    @property
+    def model_class(self):
+        from kzoo.models import SpanQuestionAnswerer
+
+        return SpanQuestionAnswerer
+
+    def read(self, rows, config):
+        questions = [str(t) for t in column(rows, config.text_field, config.data)]
+        contexts = [str(t) for t in column(rows, config.pair_field, config.data)]
+        return (questions, contexts), [_answer(a) for a in column(rows, config.label_field, config.data)]
+
+    def label_names(self, labels):
+        return None
+
+    def held_out_labels(self, labels):
+        return set()
+
+    def predict(self, model, x, batch_size):
+        return [p["answer"] for p in model.predict_answers(*x, batch_size=batch_size)]
+
+    def score(self, predicted, truth, train_labels, label_names):
+        """accuracy = exact match; macro_f1 = SQuAD's F1 (word overlap after normalising), averaged over
+        questions; majority_baseline = exact match of always giving the most common training answer (usually
+        "no answer")."""
+        texts = [_answer_text(a) for a in truth]
+        majority = collections.Counter(_answer_text(a) for a in train_labels).most_common(1)[0][0]
+        return {"accuracy": float(np.mean([_normalise(p) == _normalise(t) for p, t in zip(predicted, texts)])),
+                "macro_f1": float(np.mean([squad_f1(p, t) for p, t in zip(predicted, texts)])),
+                "majority_baseline": float(np.mean([_normalise(majority) == _normalise(t) for t in texts])),
+                "majority_answer": majority, "no_answer_share": float(np.mean([not t for t in texts]))}
+
+
+TASKS = {task.name: task for task in (ClassifyTask(), TokensTask(), QuestionAnsweringTask())}
+
+
+def _as_list(value):
+    return list(value) if isinstance(value, (list, tuple)) else str(value).split()
+
+
+def _answer(value):
+    """An answer as `SpanQuestionAnswerer.fit` takes it: text, {"text", "answer_start"}, or None. SQuAD's
+    {"text": [...], "answer_start": [...]} gives its first answer (none when the lists are empty)."""
+    if isinstance(value, dict) and isinstance(value.get("text"), list):
+        if not value["text"]:
+            return None
+        return {"text": value["text"][0], "answer_start": value["answer_start"][0]}
+    return value or None
+
+
+def _answer_text(answer):
+    return "" if answer is None else answer["text"] if isinstance(answer, dict) else str(answer)
+
+
+def _normalise(text):
+    """SQuAD's answer normalisation: lower case, no punctuation, no articles, single spaces."""
+    text = "".join(c for c in text.lower() if c not in string.punctuation)
+    return " ".join(re.sub(r"\b(a|an|the)\b", " ", text).split())
+
+
+def squad_f1(prediction, truth):
+    """SQuAD's F1 between two answers (1.0 when both are empty)."""
+    predicted, expected = _normalise(prediction).split(), _normalise(truth).split()
+    if not predicted or not expected:
+        return float(predicted == expected)
+    common = sum((collections.Counter(predicted) & collections.Counter(expected)).values())
+    if common == 0:
+        return 0.0
+    precision, recall = common / len(predicted), common / len(expected)
+    return 2 * precision * recall / (precision + recall)
