@@ -124,17 +124,18 @@ def finetune(config, report=print):
 
     model.load_weights(os.path.join(best_dir, "model.weights.h5"))
 
-    def test_scores(weights_file):
+    def test_scores():
         predicted, seconds = timed_predictions(task, model, test_x, config.batch_size)
+        # The model's own variables (Keras' .weights.h5 files also hold the optimizer's state).
+        weight_bytes = sum(int(np.prod(v.shape)) * np.dtype(v.dtype).itemsize for v in model.weights)
         return {**task.score(predicted, test_y, train_y, label_names), "predict_seconds": seconds,
-                "weights_megabytes": os.path.getsize(weights_file) / 2**20}
+                "weights_megabytes": weight_bytes / 2**20}
 
-    results = {"test": test_scores(os.path.join(best_dir, "model.weights.h5"))}
+    results = {"test": test_scores()}
     if config.quantize:
         model.quantize(config.quantize)
-        quantized_file = os.path.join(config.out, f"{config.quantize}.weights.h5")
-        model.save_weights(quantized_file, overwrite=True)
-        results[config.quantize] = test_scores(quantized_file)
+        model.save_weights(os.path.join(config.out, f"{config.quantize}.weights.h5"), overwrite=True)
+        results[config.quantize] = test_scores()
     summary = {"task": config.task, "data": config.data, "where": config.where, "source": config.source,
                "label_names": label_names,
                "examples": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
