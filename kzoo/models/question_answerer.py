@@ -118,10 +118,7 @@ class SpanQuestionAnswerer(Task):
                 raise ValueError(f"question {index} has {len(pieces)} tokens; with [CLS], two [SEP] and at least "
                                  f"one context token it must have at most {limit - 1} "
                                  f"(sequence_length {self.preprocessor.sequence_length}).")
-        words_and_spans = [split_words(context) for context in contexts]
-        for index, (words, _) in enumerate(words_and_spans):
-            if not words:
-                raise ValueError(f"contexts[{index}] has no words.")
+        words_and_spans = [split_words(context) for context in contexts]  # never empty: as_text_list checked
         pieced = tokenize_words(self.preprocessor, [words for words, _ in words_and_spans])
         kept = [limit - len(q) for q in question_pieces]
         context_pieces = [pieces[:room] for pieces, room in zip(pieced.pieces, kept)]
