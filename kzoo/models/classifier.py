@@ -49,6 +49,7 @@ class TextClassifier(Task):
         classifier = keras.layers.Dense(int(num_classes), kernel_initializer=init, dtype=policy, name="classifier")
         super().__init__(inputs=inputs, outputs=classifier(x), **kwargs)
         self.backbone = backbone
+        self._backbone_features = features
         self.pre_classifier = pre_classifier
         self.classifier = classifier
         self.num_classes = int(num_classes)
@@ -58,9 +59,14 @@ class TextClassifier(Task):
     def _task_config(self):
         return {"num_classes": self.num_classes, "dropout": self.dropout, "label_names": self.label_names}
 
+    @staticmethod
+    def default_loss():
+        """Sparse categorical cross-entropy on the logits: `compile()`'s default and `Distiller`'s hard-label loss."""
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
     def compile(self, optimizer="adamw", loss="auto", metrics="auto", **kwargs):
         if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+            loss = self.default_loss()
         if metrics == "auto":
             metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)

@@ -59,6 +59,7 @@ class Pretrainer(Task):
             outputs[self.pair_task] = pair_head(features["pooled_output"])
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone = backbone
+        self._backbone_features = features
         self.mlm_head = mlm_head
         self.pair_head = pair_head
         self.mlm_loss_tracker = keras.metrics.Mean(name="mlm_loss")
@@ -97,17 +98,22 @@ class Pretrainer(Task):
             return sample_weight.get("mlm"), sample_weight.get(self.pair_task) if self.pair_task else None
         return sample_weight, None
 
-    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+    def pretraining_losses(self, y, y_pred, sample_weight=None):
+        """`{"mlm": loss}` plus `{pair_task: loss}`: the terms of the pretraining loss, without side effects."""
         mask_ids, pair_labels = self._targets(y)
         mask_weights, pair_weights = self._weights(sample_weight)
-        replicas = replica_count()  # trackers average over replicas: log replicas × share = the global value
-        mlm_loss = weighted_cross_entropy(mask_ids, y_pred["mlm"], mask_weights)
-        self.mlm_loss_tracker.update_state(mlm_loss * replicas)
-        loss = mlm_loss
+        losses = {"mlm": weighted_cross_entropy(mask_ids, y_pred["mlm"], mask_weights)}
         if self.pair_task is not None:
-            pair_loss = weighted_cross_entropy(pair_labels, y_pred[self.pair_task], pair_weights)
-            self.pair_loss_tracker.update_state(pair_loss * replicas)
-            loss = loss + pair_loss
+            losses[self.pair_task] = weighted_cross_entropy(pair_labels, y_pred[self.pair_task], pair_weights)
+        return losses
+
+    def compute_loss(self, x=None, y=None, y_pred=None, sample_weight=None, training=True):
+        replicas = replica_count()  # trackers average over replicas: log replicas × share = the global value
+        losses = self.pretraining_losses(y, y_pred, sample_weight)
+        self.mlm_loss_tracker.update_state(losses["mlm"] * replicas)
+        if self.pair_task is not None:
+            self.pair_loss_tracker.update_state(losses[self.pair_task] * replicas)
+        loss = sum(losses.values())
         for extra in self.losses:  # regularizers, if a user adds any
             loss = loss + ops.cast(extra, loss.dtype) / replicas
         return loss

@@ -75,8 +75,8 @@ class SpanQuestionAnswerer(Task):
         if int(max_answer_length) < 1:
             raise ValueError(f"max_answer_length must be ≥ 1; got {max_answer_length}.")
         inputs = dict(backbone.input)
-        x = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy, name="qa_dropout")(
-            backbone(inputs)["sequence_output"])
+        features = backbone(inputs)
+        x = keras.layers.Dropout(dropout, dtype=backbone.dtype_policy, name="qa_dropout")(features["sequence_output"])
         qa_outputs = keras.layers.Dense(2, kernel_initializer=truncated_normal(backbone.initializer_range),
                                         dtype=backbone.dtype_policy, name="qa_outputs")
         logits = keras.ops.cast(qa_outputs(x), "float32")
@@ -85,6 +85,7 @@ class SpanQuestionAnswerer(Task):
                    for i, name in enumerate(("start_logits", "end_logits"))}
         super().__init__(inputs=inputs, outputs=outputs, **kwargs)
         self.backbone = backbone
+        self._backbone_features = features
         self.qa_outputs = qa_outputs
         self.dropout = dropout
         self.max_answer_length = int(max_answer_length)

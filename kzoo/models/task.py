@@ -88,6 +88,13 @@ class Task(StringInputsMixin, keras.Model):
         backbone = cls.backbone_class.from_preset(preset, load_weights=load_weights, **backbone_kwargs)
         return cls(backbone, **task_kwargs)
 
+    def feature_model(self):
+        """A model sharing these weights that returns `{"outputs": this model's outputs, "sequence_output": the
+        backbone's last hidden states}` (what a distillation hidden-state loss reads). Not cached here: an
+        attribute holding it would become part of this model's saved weights layout."""
+        outputs = {"outputs": self.output, "sequence_output": self._backbone_features["sequence_output"]}
+        return keras.Model(self.input, outputs, name=f"{self.name}_features")
+
     def enable_lora(self, rank, lora_alpha=None):
         """Low-rank adaptation: LoRA (rank `rank`) on every Dense kernel of the backbone's Transformer blocks —
         attention query/key/value/output and both feed-forward layers — via Keras' `Dense.enable_lora`; the

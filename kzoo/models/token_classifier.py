@@ -40,12 +40,14 @@ class TokenClassifier(Task):
         num_classes, label_names = resolve_label_set("TokenClassifier", num_classes, label_names)
         rate = backbone.dropout if dropout is None else dropout
         inputs = dict(backbone.input)
+        features = backbone(inputs)
         x = keras.layers.Dropout(rate, dtype=backbone.dtype_policy, name="classifier_dropout")(
-            backbone(inputs)["sequence_output"])
+            features["sequence_output"])
         classifier = keras.layers.Dense(num_classes, kernel_initializer=truncated_normal(backbone.initializer_range),
                                         dtype=backbone.dtype_policy, name="classifier")
         super().__init__(inputs=inputs, outputs=classifier(x), **kwargs)
         self.backbone = backbone
+        self._backbone_features = features
         self.classifier = classifier
         self.num_classes = num_classes
         self.dropout = dropout
@@ -54,10 +56,15 @@ class TokenClassifier(Task):
     def _task_config(self):
         return {"num_classes": self.num_classes, "dropout": self.dropout, "label_names": self.label_names}
 
+    @staticmethod
+    def default_loss():
+        """Sparse categorical cross-entropy on the logits: `compile()`'s default and `Distiller`'s hard-label loss."""
+        return keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+
     def compile(self, optimizer="adamw", loss="auto", weighted_metrics="auto", **kwargs):
         """Defaults: cross-entropy averaged over tokens with nonzero sample weight; token accuracy over them."""
         if loss == "auto":
-            loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True, reduction="mean_with_sample_weight")
+            loss = self.default_loss()
         if weighted_metrics == "auto":
             weighted_metrics = [keras.metrics.SparseCategoricalAccuracy(name="accuracy")]
         super().compile(optimizer=optimizer, loss=loss, weighted_metrics=weighted_metrics, **kwargs)

@@ -1,0 +1,258 @@
+"""`Distiller`: a student learns from a frozen teacher with `fit`, on TensorFlow, JAX and torch."""
+
+import keras
+from keras import ops
+
+from kzoo.distill.backend_steps import STEPS
+from kzoo.distill.losses import cosine_loss, kd_loss
+from kzoo.models.string_inputs import StringInputsMixin
+
+# Sanh et al. 2019, DistilBERT's pretraining: L = 5·KD(T=2) + 2·MLM + 1·cosine.
+DISTILBERT_LOSS_WEIGHTS = {"temperature": 2.0, "kd_weight": 5.0, "alpha": 2.0, "cosine_weight": 1.0}
+
+
+class _FeatureModels:
+    """Plain holder (Keras does not track into it): the student's and teacher's feature views, which share
+    their weights and so must not be tracked, saved or counted twice."""
+
+    def __init__(self, student, teacher):
+        self.student, self.teacher = student.feature_model(), teacher.feature_model()
+
+
+@keras.saving.register_keras_serializable(package="kzoo")
+class Distiller(StringInputsMixin, keras.Model):
+    """Train `student` on `alpha`·hard-label loss + `kd_weight`·T²·KL(teacher ‖ student at temperature T)
+    + `cosine_weight`·(1 − cos) between the last hidden states, with the teacher frozen (DESIGN.md §6).
+
+    Students and teachers are kzoo task models of the same kind: `TextClassifier`, `TokenClassifier` (task
+    distillation) or pretrainers (MLM distillation: KD on the MLM logits at the masked positions, or at every
+    non-padding token with `mlm_kd_positions="all"`; the hard loss is the student's own pretraining loss).
+    `kd_weight` defaults to 1 − `alpha`; with `alpha=1` the step is exactly plain training of the student.
+    `DISTILBERT_LOSS_WEIGHTS` holds the DistilBERT paper's weights.
+
+    `train_step` and `test_step` are written per backend (`kzoo.distill.backend_steps`): the teacher runs in
+    inference mode, outside the gradient, and only the student's variables train. Raw text works when the
+    teacher or student carries a preprocessor. `save`, `save_weights`, `load_weights` and `save_to_preset`
+    act on the student alone; `predict` is the student's.
+
+    Example:
+    >>> import numpy as np
+    >>> from kzoo.models import BertBackbone, TextClassifier
+    >>> from kzoo.distill import init_student, student_backbone
+    >>> teacher = TextClassifier(BertBackbone(vocabulary_size=50, num_layers=4, num_heads=2, hidden_dim=16,
+    ...                                       intermediate_dim=32, max_sequence_length=16), num_classes=2)
+    >>> student = TextClassifier(student_backbone(teacher, num_layers=2), num_classes=2)
+    >>> init_student(student, teacher)
+    [0, 3]
+    >>> distiller = Distiller(student, teacher, temperature=2.0, alpha=0.5)
+    >>> distiller.compile(optimizer="adam")
+    >>> x = {"token_ids": np.random.randint(0, 50, (8, 6)), "segment_ids": np.zeros((8, 6), "int32"),
+    ...      "padding_mask": np.ones((8, 6), "int32")}
+    >>> history = distiller.fit(x, np.arange(8) % 2, epochs=1, verbose=0)
+    >>> sorted(history.history)
+    ['accuracy', 'hard_loss', 'kd_loss', 'loss']
+    """
+
+    def __init__(self, student, teacher, temperature=2.0, alpha=0.5, kd_weight=None, cosine_weight=0.0,
+                 mlm_kd_positions="masked", name="distiller", **kwargs):
+        super().__init__(name=name, **kwargs)
+        from kzoo.models import Pretrainer
+
+        self.is_mlm = _check_pair(student, teacher)
+        if float(temperature) <= 0:
+            raise ValueError(f"temperature must be > 0; got {temperature}.")
+        if mlm_kd_positions not in ("masked", "all"):
+            raise ValueError(f"mlm_kd_positions must be 'masked' or 'all'; got {mlm_kd_positions!r}.")
+        self.temperature = float(temperature)
+        self.alpha = float(alpha)
+        self.kd_weight = 1.0 - self.alpha if kd_weight is None else float(kd_weight)
+        self.cosine_weight = float(cosine_weight)
+        self.mlm_kd_positions = mlm_kd_positions
+        for name_, value in (("alpha", self.alpha), ("kd_weight", self.kd_weight),
+                             ("cosine_weight", self.cosine_weight)):
+            if value < 0:
+                raise ValueError(f"{name_} must be ≥ 0; got {value}.")
+        if self.cosine_weight and student.backbone.hidden_dim != teacher.backbone.hidden_dim:
+            raise ValueError(f"The cosine loss compares hidden states: student hidden_dim "
+                             f"{student.backbone.hidden_dim} ≠ teacher {teacher.backbone.hidden_dim}.")
+        teacher.trainable = False
+        self.student = student
+        self.teacher = teacher
+        self._views = _FeatureModels(student, teacher)
+        self._hard_loss = None if isinstance(student, Pretrainer) else student.default_loss()
+        self.loss_tracker = keras.metrics.Mean(name="loss")
+        self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
+        self.kd_loss_tracker = keras.metrics.Mean(name="kd_loss")
+        self.cosine_loss_tracker = keras.metrics.Mean(name="cosine_loss") if self.cosine_weight else None
+        self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="mlm_accuracy" if self.is_mlm else "accuracy")
+        self.student_metrics = []
+        self.built = True
+
+    # Text inputs: encoded by the teacher's preprocessor (a superset of the student's inputs) or the student's.
+    @property
+    def _text_model(self):
+        return self.teacher if self.teacher.preprocessor is not None else self.student
+
+    @property
+    def preprocessor(self):
+        return self._text_model.preprocessor
+
+    @preprocessor.setter
+    def preprocessor(self, value):
+        if value is not None:
+            raise AttributeError("Set the preprocessor on the student or the teacher.")
+
+    @property
+    def input_keys(self):
+        return self._text_model.input_keys
+
+    def encode_examples(self, x, y=None, sample_weight=None):
+        return self._text_model.encode_examples(x, y, sample_weight)
+
+    # Forward passes ---------------------------------------------------------------------------------------
+    def _inputs_for(self, model, x):
+        x = {key: ops.convert_to_tensor(value) for key, value in x.items()}  # Keras refuses numpy + tensors
+        if "segment_ids" in model.input_keys and "segment_ids" not in x:  # DistilBERT teacher → BERT student
+            x["segment_ids"] = ops.zeros_like(x["token_ids"])
+        if self.is_mlm and self.mlm_kd_positions == "all":
+            batch, length = ops.shape(x["token_ids"])[0], ops.shape(x["token_ids"])[1]
+            x["mask_positions"] = ops.broadcast_to(ops.arange(length, dtype="int32")[None, :], (batch, length))
+        return {key: x[key] for key in model.input_keys}
+
+    def teacher_forward(self, x):
+        """The teacher's outputs and last hidden states, in inference mode and cut from the gradient."""
+        out = self._views.teacher(self._inputs_for(self.teacher, x), training=False)
+        return keras.tree.map_structure(ops.stop_gradient, out)
+
+    def student_forward(self, x, training=False):
+        return self._views.student(self._inputs_for(self.student, x), training=training)
+
+    def call(self, inputs, training=None):
+        return self.student({key: inputs[key] for key in self.student.input_keys}, training=training)
+
+    # Losses and metrics -----------------------------------------------------------------------------------
+    def _predictions(self, x, student_out, sample_weight):
+        """(the student's predictions as its own `fit` sees them, the logits KD compares, KD weights)."""
+        out = student_out["outputs"]
+        if not self.is_mlm:
+            weights = sample_weight
+            if weights is None and len(out.shape) == 3:  # per-token logits: every real token
+                weights = x["padding_mask"]
+            return out, out, weights
+        if self.mlm_kd_positions == "all":
+            at_masks = ops.take_along_axis(out["mlm"], ops.cast(x["mask_positions"], "int32")[..., None], axis=1)
+            return dict(out, mlm=at_masks), out["mlm"], x["padding_mask"]
+        mask_weights = self.student._weights(sample_weight)[0]
+        return out, out["mlm"], mask_weights
+
+    def compute_losses(self, x, y, sample_weight, student_out, teacher_out):
+        """`{"loss", "hard_loss", "kd_loss"(, "cosine_loss")}` for one batch; backend-neutral."""
+        predictions, student_logits, kd_weights = self._predictions(x, student_out, sample_weight)
+        teacher_logits = teacher_out["outputs"]["mlm"] if self.is_mlm else teacher_out["outputs"]
+        zero = ops.zeros((), "float32")
+        if y is None:
+            hard = zero
+        elif self.is_mlm:
+            hard = sum(self.student.pretraining_losses(y, predictions, sample_weight).values())
+        else:
+            hard = ops.cast(self._hard_loss(y, predictions, sample_weight), "float32")
+        soft = kd_loss(teacher_logits, student_logits, self.temperature, kd_weights) if self.kd_weight else zero
+        losses = {"hard_loss": hard, "kd_loss": soft}
+        total = self.alpha * hard + self.kd_weight * soft
+        if self.cosine_weight:
+            losses["cosine_loss"] = cosine_loss(student_out["sequence_output"], teacher_out["sequence_output"],
+                                                x["padding_mask"])
+            total = total + self.cosine_weight * losses["cosine_loss"]
+        losses["loss"] = total
+        return losses
+
+    def _accuracy_inputs(self, x, y, sample_weight, student_out):
+        predictions, _, _ = self._predictions(x, student_out, sample_weight)
+        if not self.is_mlm:
+            return y, predictions, sample_weight
+        mask_ids = y["mlm"] if isinstance(y, dict) else y
+        return mask_ids, predictions["mlm"], self.student._weights(sample_weight)[0]
+
+    def update_metrics(self, x, y, sample_weight, student_out, losses):
+        batch = ops.shape(x["token_ids"])[0]
+        for tracker, key in ((self.loss_tracker, "loss"), (self.hard_loss_tracker, "hard_loss"),
+                             (self.kd_loss_tracker, "kd_loss"), (self.cosine_loss_tracker, "cosine_loss")):
+            if tracker is not None:
+                tracker.update_state(losses[key], sample_weight=batch)
+        if y is not None:
+            labels, logits, weights = self._accuracy_inputs(x, y, sample_weight, student_out)
+            for metric in [self.accuracy] + self.student_metrics:
+                metric.update_state(labels, ops.cast(logits, "float32"), sample_weight=weights)
+        return {m.name: m.result() for m in self._logged_metrics()}
+
+    def _logged_metrics(self):
+        trackers = [self.loss_tracker, self.hard_loss_tracker, self.kd_loss_tracker, self.cosine_loss_tracker,
+                    self.accuracy]
+        return [m for m in trackers if m is not None] + self.student_metrics
+
+    # Keras hooks ------------------------------------------------------------------------------------------
+    def compile(self, optimizer="adamw", metrics=None, **kwargs):
+        """`metrics`: extra `keras.metrics.Metric`s on (labels, student logits, weights) — for MLM the mask ids
+        and logits at the masked positions. The losses come from the constructor."""
+        if kwargs.get("loss") is not None:
+            raise ValueError("Distiller builds its loss from alpha, kd_weight and cosine_weight; compile() takes "
+                             "no `loss`.")
+        kwargs.pop("loss", None)
+        super().compile(optimizer=optimizer, **kwargs)
+        self.student_metrics = list(metrics or [])
+
+    def train_step(self, *args):
+        return STEPS[keras.backend.backend()][0](self, *args)
+
+    def test_step(self, *args):
+        return STEPS[keras.backend.backend()][1](self, *args)
+
+    # The student is what a distillation run produces: saving and loading act on it alone.
+    def save(self, filepath, *args, **kwargs):
+        return self.student.save(filepath, *args, **kwargs)
+
+    def save_weights(self, filepath, *args, **kwargs):
+        return self.student.save_weights(filepath, *args, **kwargs)
+
+    def load_weights(self, filepath, *args, **kwargs):
+        return self.student.load_weights(filepath, *args, **kwargs)
+
+    def save_to_preset(self, directory, overwrite=False, assets=()):
+        return self.student.save_to_preset(directory, overwrite=overwrite, assets=assets)
+
+    def get_config(self):
+        return {"student": keras.saving.serialize_keras_object(self.student),
+                "teacher": keras.saving.serialize_keras_object(self.teacher), "temperature": self.temperature,
+                "alpha": self.alpha, "kd_weight": self.kd_weight, "cosine_weight": self.cosine_weight,
+                "mlm_kd_positions": self.mlm_kd_positions, "name": self.name}
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        for key in ("student", "teacher"):
+            config[key] = keras.saving.deserialize_keras_object(config[key])
+        return cls(**config)
+
+
+def _check_pair(student, teacher):
+    """True for MLM distillation (two pretrainers); raises unless student and teacher can be distilled."""
+    from kzoo.models import Pretrainer, TextClassifier, TokenClassifier
+
+    supported = (Pretrainer, TextClassifier, TokenClassifier)
+    for role, model in (("student", student), ("teacher", teacher)):
+        if not isinstance(model, supported):
+            raise ValueError(f"The {role} is a {type(model).__name__}; Distiller takes TextClassifier, "
+                             "TokenClassifier or pretrainer (MLM) models.")
+    if isinstance(student, Pretrainer) != isinstance(teacher, Pretrainer) or (
+            not isinstance(student, Pretrainer) and type(student) is not type(teacher)):
+        raise ValueError(f"A {type(student).__name__} student cannot learn from a {type(teacher).__name__} "
+                         "teacher: their outputs differ.")
+    if isinstance(student, Pretrainer):
+        if student.backbone.vocabulary_size != teacher.backbone.vocabulary_size:
+            raise ValueError(f"MLM distillation compares vocabularies: student {student.backbone.vocabulary_size} "
+                             f"≠ teacher {teacher.backbone.vocabulary_size} tokens.")
+        return True
+    if student.num_classes != teacher.num_classes or student.label_names != teacher.label_names:
+        raise ValueError(f"Student classes {student.label_names or student.num_classes} ≠ teacher classes "
+                         f"{teacher.label_names or teacher.num_classes}.")
+    return False

@@ -1,0 +1,51 @@
+"""Distillation losses (DESIGN.md §6), written with `keras.ops` so they run inside every backend's train step.
+
+Both reduce to a weighted mean: Σ w·loss / Σ w over the positions a caller weights (an example, a masked
+position, a non-padding token), so padding and unused prediction slots never dilute them.
+"""
+
+from keras import ops
+
+
+def weighted_mean(values, weights=None):
+    """Σ w·v / Σ w (plain mean without weights); `weights` broadcast to `values`' shape."""
+    values = ops.cast(values, "float32")
+    if weights is None:
+        return ops.mean(values)
+    weights = ops.broadcast_to(ops.cast(weights, "float32"), ops.shape(values))
+    return ops.sum(values * weights) / ops.maximum(ops.sum(weights), 1e-9)
+
+
+def kd_loss(teacher_logits, student_logits, temperature=2.0, weights=None):
+    """Hinton et al.'s soft-label loss: T² · KL(softmax(t/T) ‖ softmax(s/T)), softmax over the last axis.
+
+    The T² factor keeps its gradients on the scale of the hard-label loss whatever T is. `weights` has the
+    logits' shape without the last axis (e.g. MLM mask weights); computed in float32 under mixed precision.
+
+    Example:
+    >>> import numpy as np
+    >>> float(kd_loss(np.array([[1.0, 2.0]]), np.array([[1.0, 2.0]]))) == 0.0
+    True
+    """
+    t = ops.cast(teacher_logits, "float32") / temperature
+    s = ops.cast(student_logits, "float32") / temperature
+    log_p_teacher = ops.log_softmax(t, axis=-1)
+    log_p_student = ops.log_softmax(s, axis=-1)
+    kl = ops.sum(ops.exp(log_p_teacher) * (log_p_teacher - log_p_student), axis=-1)
+    return (temperature ** 2) * weighted_mean(kl, weights)
+
+
+def cosine_loss(student_hidden, teacher_hidden, padding_mask=None):
+    """DistilBERT's hidden-state loss: mean of 1 − cos(h_s, h_t) over the non-padding tokens.
+
+    Example:
+    >>> import numpy as np
+    >>> h = np.random.rand(2, 3, 4).astype("float32")
+    >>> round(float(cosine_loss(h, 2 * h)), 6)
+    0.0
+    """
+    s = ops.cast(student_hidden, "float32")
+    t = ops.cast(teacher_hidden, "float32")
+    dot = ops.sum(s * t, axis=-1)
+    norms = ops.sqrt(ops.sum(s * s, axis=-1) * ops.sum(t * t, axis=-1))
+    return weighted_mean(1.0 - dot / ops.maximum(norms, 1e-12), padding_mask)

@@ -1,0 +1,269 @@
+"""Distiller: teacher frozen, only the student trains, α = 1 is plain training, the losses against numpy,
+student initialisation against the chosen teacher layers, MLM distillation end to end, bad input."""
+
+import importlib.util
+
+import keras
+import numpy as np
+import pytest
+from conftest import VOCAB, make_backbone, make_inputs, run_python
+
+from kzoo.distill import (DISTILBERT_LOSS_WEIGHTS, Distiller, cosine_loss, init_student, kd_loss, spread_layers,
+                          student_backbone)
+from kzoo.models import (BertBackbone, BertPretrainer, DistilBertBackbone, DistilBertMaskedLM, TextClassifier,
+                         TokenClassifier)
+
+
+def _numpy_kd(teacher, student, temperature, weights=None):
+    def log_softmax(z):
+        z = z / temperature
+        z = z - z.max(-1, keepdims=True)
+        return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+    log_t, log_s = log_softmax(teacher.astype("float64")), log_softmax(student.astype("float64"))
+    kl = (np.exp(log_t) * (log_t - log_s)).sum(-1)
+    weights = np.ones_like(kl) if weights is None else weights
+    return temperature ** 2 * (kl * weights).sum() / weights.sum()
+
+
+@pytest.mark.parametrize("temperature", [1.0, 2.0, 5.0])
+def test_kd_loss_equals_numpy_reference(temperature):
+    rng = np.random.default_rng(0)
+    teacher, student = rng.normal(size=(2, 4, 7, 11)).astype("float32") * 3
+    weights = (rng.random((4, 7)) > 0.4).astype("float32")
+    for w in (None, weights):
+        got = float(keras.ops.convert_to_numpy(kd_loss(teacher, student, temperature, w)))
+        assert got == pytest.approx(_numpy_kd(teacher, student, temperature, w), rel=1e-5)
+    assert float(kd_loss(teacher, teacher, temperature)) == pytest.approx(0.0, abs=1e-6)
+
+
+def test_cosine_loss_equals_numpy_reference_on_real_tokens_only():
+    rng = np.random.default_rng(1)
+    s, t = rng.normal(size=(2, 3, 5, 8)).astype("float32")
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], "int32")
+    cos = (s * t).sum(-1) / np.linalg.norm(s, axis=-1) / np.linalg.norm(t, axis=-1)
+    expected = ((1 - cos) * mask).sum() / mask.sum()
+    assert float(keras.ops.convert_to_numpy(cosine_loss(s, t, mask))) == pytest.approx(expected, rel=1e-5)
+
+
+def test_spread_layers_matches_distilbert():
+    assert spread_layers(12, 6) == [0, 2, 4, 7, 9, 11]
+    assert spread_layers(6, 3) == [0, 2, 5]
+    assert spread_layers(4, 4) == [0, 1, 2, 3]
+    with pytest.raises(ValueError, match="between 1 and 6"):
+        spread_layers(6, 7)
+
+
+def _weights_equal(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_init_student_bert_to_distilbert_copies_chosen_layers_and_folds_token_types():
+    teacher = BertPretrainer(make_backbone("bert", num_layers=12))
+    student = DistilBertMaskedLM(student_backbone(teacher, 6, "distil_bert"))
+    assert isinstance(student.backbone, DistilBertBackbone) and student.backbone.num_layers == 6
+    assert init_student(student, teacher) == [0, 2, 4, 7, 9, 11]
+    t, s = teacher.backbone, student.backbone
+    for i, j in enumerate([0, 2, 4, 7, 9, 11]):
+        assert _weights_equal(s.encoder.blocks[i].get_weights(), t.encoder.blocks[j].get_weights())
+    assert not _weights_equal(s.encoder.blocks[1].get_weights(), t.encoder.blocks[1].get_weights())
+    positions = t.embedding.position_embedding.get_weights()[0] + t.embedding.segment_embedding.get_weights()[0][0]
+    np.testing.assert_array_equal(s.embedding.position_embedding.get_weights()[0], positions)
+    np.testing.assert_array_equal(s.token_embedding.get_weights()[0], t.token_embedding.get_weights()[0])
+    for name in ("dense", "layer_norm"):
+        assert _weights_equal(getattr(student.mlm_head, name).get_weights(),
+                              getattr(teacher.mlm_head, name).get_weights())
+    np.testing.assert_array_equal(np.array(student.mlm_head.bias), np.array(teacher.mlm_head.bias))
+    # Single-segment text: the folded student's embedding output equals the teacher's.
+    x = make_inputs(t, pad=False)
+    x["segment_ids"][:] = 0
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(s.embedding(x["token_ids"])),
+                               keras.ops.convert_to_numpy(t.embedding(x["token_ids"], x["segment_ids"])), atol=1e-5)
+
+
+def test_init_student_shallower_bert_classifier_copies_pooler_and_head():
+    teacher = TextClassifier(make_backbone("bert", num_layers=6), num_classes=3)
+    student = TextClassifier(student_backbone(teacher, 3), num_classes=3)
+    assert init_student(student, teacher, layers=[1, 3, 5]) == [1, 3, 5]
+    for i, j in enumerate([1, 3, 5]):
+        assert _weights_equal(student.backbone.encoder.blocks[i].get_weights(),
+                              teacher.backbone.encoder.blocks[j].get_weights())
+    assert _weights_equal(student.backbone.pooler.get_weights(), teacher.backbone.pooler.get_weights())
+    assert _weights_equal(student.classifier.get_weights(), teacher.classifier.get_weights())
+    with pytest.raises(ValueError, match="hidden_dim"):
+        init_student(TextClassifier(make_backbone("bert", hidden_dim=8, num_heads=2), num_classes=3), teacher)
+
+
+def _padded_inputs(backbone, batch, length):
+    """Random inputs whose rows are padded to three different lengths."""
+    x = make_inputs(backbone, batch=batch, length=length, pad=False)
+    x["padding_mask"] = (np.arange(length)[None, :] < length - 3 * (np.arange(batch)[:, None] % 3)).astype("int32")
+    x["token_ids"] *= x["padding_mask"]
+    x["segment_ids"] *= x["padding_mask"]
+    return x
+
+
+def _classifier_pair(num_layers=4, dropout=0.1):
+    teacher = TextClassifier(make_backbone("bert", num_layers=num_layers, dropout=dropout), num_classes=3)
+    student = TextClassifier(student_backbone(teacher, 2), num_classes=3)
+    init_student(student, teacher)
+    return student, teacher
+
+
+def _classification_data(n=24, length=10):
+    x = make_inputs(make_backbone("bert"), batch=n, length=length, pad=False)
+    y = (x["token_ids"][:, 1] % 3).astype("int32")
+    return x, y
+
+
+def test_teacher_bit_identical_and_only_student_trains():
+    student, teacher = _classifier_pair()
+    teacher_before = [np.array(w) for w in teacher.get_weights()]
+    student_before = [np.array(w) for w in student.trainable_weights]
+    distiller = Distiller(student, teacher, temperature=3.0, alpha=0.3, cosine_weight=0.5)
+    assert {id(v) for v in distiller.trainable_variables} == {id(v) for v in student.trainable_variables}
+    assert not {id(v) for v in distiller.trainable_variables} & {id(v) for v in teacher.weights}
+    distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+    x, y = _classification_data()
+    history = distiller.fit(x, y, batch_size=8, epochs=2, verbose=0)
+    assert {"loss", "hard_loss", "kd_loss", "cosine_loss", "accuracy"} <= set(history.history)
+    assert all(np.isfinite(v).all() for v in history.history.values())
+    assert _weights_equal(teacher.get_weights(), teacher_before)
+    changed = [not np.array_equal(np.array(a), b) for a, b in zip(student.trainable_weights, student_before)]
+    assert all(changed), f"{changed.count(False)} student variables got no update"
+    logs = distiller.evaluate(x, y, verbose=0, return_dict=True)
+    assert logs["loss"] == pytest.approx(0.3 * logs["hard_loss"] + 0.7 * logs["kd_loss"]
+                                         + 0.5 * logs["cosine_loss"], rel=1e-4)
+
+
+def test_alpha_one_trains_exactly_like_plain_training():
+    x, y = _classification_data()
+    weights = _classifier_pair()[0].get_weights()
+
+    def fresh_student():
+        keras.utils.set_random_seed(7)  # the same dropout seeds for both students
+        model = TextClassifier(make_backbone("bert", num_layers=2, dropout=0.1), num_classes=3)
+        model.set_weights(weights)
+        return model
+
+    plain = fresh_student()
+    plain.compile(optimizer=keras.optimizers.SGD(0.1), metrics=[])
+    plain.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    distilled = fresh_student()
+    teacher = TextClassifier(make_backbone("bert", num_layers=3), num_classes=3)
+    distiller = Distiller(distilled, teacher, alpha=1.0)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+    distiller.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(plain.get_weights(), distilled.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert not _weights_equal(plain.get_weights(), weights)
+
+
+def test_mlm_distillation_bert_to_distilbert_triple_loss():
+    teacher = BertPretrainer(make_backbone("bert", num_layers=4, dropout=0.1))
+    student = DistilBertMaskedLM(student_backbone(teacher, 2, "distil_bert"))
+    init_student(student, teacher)
+    rng = np.random.default_rng(0)
+    x = _padded_inputs(teacher.backbone, 16, 12)
+    x["mask_positions"] = np.stack([rng.choice(5, 3, replace=False) + 1 for _ in range(16)]).astype("int32")
+    mask_ids = np.take_along_axis(x["token_ids"], x["mask_positions"], axis=1)
+    mask_weights = np.ones((16, 3), "float32")
+    mask_weights[:, 2] = 0.0  # an unused prediction slot
+    for positions in ("masked", "all"):
+        distiller = Distiller(student, teacher, mlm_kd_positions=positions, **DISTILBERT_LOSS_WEIGHTS)
+        distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
+        history = distiller.fit(x, mask_ids, sample_weight=mask_weights, batch_size=8, epochs=1, verbose=0)
+        assert {"loss", "hard_loss", "kd_loss", "cosine_loss", "mlm_accuracy"} <= set(history.history)
+        logs = distiller.evaluate(x, mask_ids, sample_weight=mask_weights, verbose=0, return_dict=True)
+        assert logs["loss"] == pytest.approx(5 * logs["kd_loss"] + 2 * logs["hard_loss"] + logs["cosine_loss"],
+                                             rel=1e-4)
+    # The hard MLM loss equals the student's own pretraining loss on the same batch, whether the logits come
+    # from the masked positions or are gathered from every position; KD at the masked slots equals numpy's.
+    masked, everywhere = Distiller(student, teacher), Distiller(student, teacher, mlm_kd_positions="all")
+    out, teacher_out = masked.student_forward(x), masked.teacher_forward(x)
+    expected = float(student.pretraining_losses(mask_ids, out["outputs"], mask_weights)["mlm"])
+    losses = masked.compute_losses(x, mask_ids, mask_weights, out, teacher_out)
+    assert float(losses["hard_loss"]) == pytest.approx(expected, rel=1e-5)
+    all_losses = everywhere.compute_losses(x, mask_ids, mask_weights, everywhere.student_forward(x),
+                                           everywhere.teacher_forward(x))
+    assert float(all_losses["hard_loss"]) == pytest.approx(expected, rel=1e-5)
+    s_logits, t_logits = (keras.ops.convert_to_numpy(o["outputs"]["mlm"]) for o in (out, teacher_out))
+    # (absolute: a small KL is a sum of differences of nearby fp32 log-probabilities)
+    assert float(losses["kd_loss"]) == pytest.approx(_numpy_kd(t_logits, s_logits, 2.0, mask_weights), abs=1e-6)
+
+
+def test_token_classifier_distillation_and_student_saving(tmp_path):
+    teacher = TokenClassifier(make_backbone("bert", num_layers=3), num_classes=4)
+    student = TokenClassifier(student_backbone(teacher, 1), num_classes=4)
+    init_student(student, teacher)
+    x = _padded_inputs(teacher.backbone, 8, 10)
+    y = (x["token_ids"] % 4).astype("int32")
+    distiller = Distiller(student, teacher, alpha=0.5)
+    distiller.compile(optimizer="adam")
+    distiller.fit(x, y, sample_weight=x["padding_mask"].astype("float32"), epochs=1, verbose=0)
+    path = str(tmp_path / "student.weights.h5")
+    distiller.save_weights(path)
+    restored = TokenClassifier(student_backbone(teacher, 1), num_classes=4)
+    restored.load_weights(path)
+    assert _weights_equal(restored.get_weights(), student.get_weights())
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(distiller.predict(x, verbose=0)),
+                               keras.ops.convert_to_numpy(student.predict(x, verbose=0)), atol=1e-6)
+    config = distiller.get_config()
+    clone = Distiller.from_config(config)
+    assert clone.get_config()["temperature"] == config["temperature"] and type(clone.student) is TokenClassifier
+
+
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="XLA-compiled TF train step")
+def test_tensorflow_jit_compiled_step():
+    student, teacher = _classifier_pair()
+    distiller = Distiller(student, teacher)
+    distiller.compile(optimizer="adam", jit_compile=True)
+    x, y = _classification_data()
+    assert np.isfinite(distiller.fit(x, y, batch_size=8, verbose=0).history["loss"][0])
+
+
+def test_bad_input_gives_clear_errors():
+    student, teacher = _classifier_pair()
+    with pytest.raises(ValueError, match="classes"):
+        Distiller(TextClassifier(student.backbone, num_classes=2), teacher)
+    with pytest.raises(ValueError, match="cannot learn from"):
+        Distiller(TokenClassifier(student.backbone, num_classes=3), teacher)
+    with pytest.raises(ValueError, match="Distiller takes"):
+        Distiller(student.backbone, teacher)
+    with pytest.raises(ValueError, match="temperature"):
+        Distiller(student, teacher, temperature=0)
+    with pytest.raises(ValueError, match="alpha"):
+        Distiller(student, teacher, alpha=-1)
+    with pytest.raises(ValueError, match="takes no `loss`"):
+        Distiller(student, teacher).compile(optimizer="adam", loss="mse")
+    with pytest.raises(ValueError, match="vocabularies"):
+        Distiller(DistilBertMaskedLM(make_backbone("distil_bert", vocabulary_size=VOCAB + 1)),
+                  BertPretrainer(make_backbone("bert")))
+    with pytest.raises(ValueError, match="Unknown student architecture"):
+        student_backbone(teacher, 1, "gpt")
+    assert isinstance(student.backbone, BertBackbone)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("torch") is None, reason="torch is not installed")
+@pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="one torch run is enough")
+def test_torch_backend_distills():
+    out = run_python("""
+        import numpy as np, keras
+        from kzoo.distill import Distiller, init_student, student_backbone
+        from kzoo.models import BertBackbone, TextClassifier
+        teacher = TextClassifier(BertBackbone(vocabulary_size=60, num_layers=4, num_heads=2, hidden_dim=16,
+                                              intermediate_dim=32, max_sequence_length=16), num_classes=2)
+        student = TextClassifier(student_backbone(teacher, 2), num_classes=2)
+        init_student(student, teacher)
+        before = [np.array(w) for w in teacher.get_weights()]
+        distiller = Distiller(student, teacher, cosine_weight=1.0)
+        distiller.compile(optimizer="adam")
+        x = {"token_ids": np.random.randint(3, 60, (16, 8)), "segment_ids": np.zeros((16, 8), "int32"),
+             "padding_mask": np.ones((16, 8), "int32")}
+        logs = distiller.fit(x, np.arange(16) % 2, batch_size=8, epochs=2, verbose=0).history
+        assert all(np.isfinite(v).all() for v in logs.values()), logs
+        assert all(np.array_equal(a, b) for a, b in zip(teacher.get_weights(), before))
+        print("ok", keras.backend.backend())
+    """, "torch")
+    assert "ok torch" in out
