@@ -214,6 +214,45 @@ def _finetune(args):
     finetune(config)
 
 
+def _distill(args):
+    from kzoo.train.distill_run import DistillConfig, distill
+
+    config = DistillConfig(
+        task=args.task, data=args.data, source=args.teacher, out=args.out, text_field=args.text_field,
+        pair_field=args.pair_field, label_field=args.label_field, where=args.where,
+        encoding_errors=args.encoding_errors, test_share=args.test_share, validation_share=args.validation_share,
+        seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        sequence_length=args.sequence_length, max_train_examples=args.max_train_examples,
+        max_test_examples=args.max_test_examples, student_layers=args.student_layers,
+        student_arch=args.student_arch, temperature=args.temperature, alpha=args.alpha, kd_weight=args.kd_weight,
+        hard_label_baseline=args.hard_label_baseline, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
+    distill(config)
+
+
+def _add_data_arguments(parser):
+    """The labelled-data options `finetune` and `distill` share (the same split under the same seed)."""
+    parser.add_argument("--data", required=True, help=".csv with a header, or .jsonl (one object a line)")
+    parser.add_argument("--text-field", help="text (classify), word list (tokens: default 'tokens') or question "
+                        "(qa: default 'question'); default 'text'")
+    parser.add_argument("--pair-field", help="second text segment: a sentence pair (classify) or the context "
+                        "(qa: default 'context')")
+    parser.add_argument("--label-field", help="class (default 'label'), tag list (tokens: 'tags') or answer "
+                        "(qa: 'answer': text, {text, answer_start}, SQuAD's answers dict, or empty)")
+    parser.add_argument("--where", help="keep rows satisfying FIELD OP NUMBER, e.g. 'confidence>=0.8'")
+    parser.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
+                        help="bytes that are not UTF-8: fail (strict) or read as U+FFFD (replace)")
+    parser.add_argument("--test-share", type=float, default=0.2)
+    parser.add_argument("--validation-share", type=float, default=0.1, help="of the training rows")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--sequence-length", type=int, default=128)
+    parser.add_argument("--max-train-examples", type=int, help="use only the first N training rows (quick runs)")
+    parser.add_argument("--max-test-examples", type=int, help="score only the first N test rows (quick runs)")
+    parser.add_argument("--overwrite", action="store_true")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch")
+
+
 def build_parser():
     parser = argparse.ArgumentParser(prog="kzoo", description="BERT, DistilBERT and ALBERT on Keras 3.")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -275,32 +314,35 @@ def build_parser():
                     "macro-F1 and the majority baseline on the test split (also in OUT/metrics.json). For tokens they "
                     "are per word; for qa accuracy is exact match and macro_f1 SQuAD's F1.")
     finetune.add_argument("--task", required=True, help="classify, tokens (a tag per word) or qa (answer spans)")
-    finetune.add_argument("--data", required=True, help=".csv with a header, or .jsonl (one object a line)")
     finetune.add_argument("--from", required=True, help="preset name, kzoo preset folder or Hugging Face folder")
     finetune.add_argument("--out", required=True)
-    finetune.add_argument("--text-field", help="text (classify), word list (tokens: default 'tokens') or question "
-                          "(qa: default 'question'); default 'text'")
-    finetune.add_argument("--pair-field", help="second text segment: a sentence pair (classify) or the context "
-                          "(qa: default 'context')")
-    finetune.add_argument("--label-field", help="class (default 'label'), tag list (tokens: 'tags') or answer "
-                          "(qa: 'answer': text, {text, answer_start}, SQuAD's answers dict, or empty)")
-    finetune.add_argument("--where", help="keep rows satisfying FIELD OP NUMBER, e.g. 'confidence>=0.8'")
-    finetune.add_argument("--encoding-errors", choices=["strict", "replace"], default="strict",
-                          help="bytes that are not UTF-8: fail (strict) or read as U+FFFD (replace)")
-    finetune.add_argument("--test-share", type=float, default=0.2)
-    finetune.add_argument("--validation-share", type=float, default=0.1, help="of the training rows")
-    finetune.add_argument("--seed", type=int, default=0)
-    finetune.add_argument("--epochs", type=int, default=2)
-    finetune.add_argument("--batch-size", type=int, default=32)
+    _add_data_arguments(finetune)
     finetune.add_argument("--learning-rate", type=float, default=5e-5)
-    finetune.add_argument("--sequence-length", type=int, default=128)
-    finetune.add_argument("--max-train-examples", type=int, help="use only the first N training rows (quick runs)")
-    finetune.add_argument("--max-test-examples", type=int, help="score only the first N test rows (quick runs)")
     finetune.add_argument("--lora-rank", type=int, help="LoRA on the attention and feed-forward kernels")
     finetune.add_argument("--quantize", choices=["int8"], help="also score the int8-quantized model")
-    finetune.add_argument("--overwrite", action="store_true")
-    finetune.add_argument("--quiet", action="store_true", help="one line per epoch")
     finetune.set_defaults(func=_finetune)
+
+    distill = commands.add_parser(
+        "distill", help="distil a fine-tuned classifier into a shallower student",
+        description="Reads the teacher's data with the same split as `kzoo finetune` (same --seed and shares), "
+                    "makes a student of --student-layers layers initialised from evenly spread teacher layers, "
+                    "trains it on alpha x labels + (1 - alpha) x T^2 KL(teacher || student), keeps the best "
+                    "checkpoint, and reports teacher and student accuracy, their ratio, encoder parameters and the "
+                    "speed-up on one batch (also in OUT/metrics.json).")
+    distill.add_argument("--task", default="classify", help="classify or tokens")
+    distill.add_argument("--teacher", required=True, help="the fine-tuned teacher: kzoo finetune's OUT/best folder")
+    distill.add_argument("--out", required=True)
+    _add_data_arguments(distill)
+    distill.add_argument("--student-layers", type=int, default=3)
+    distill.add_argument("--student-arch", choices=["bert", "distil_bert", "albert"],
+                         help="default: the teacher's; distil_bert from a BERT teacher")
+    distill.add_argument("--temperature", type=float, default=2.0)
+    distill.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label loss")
+    distill.add_argument("--kd-weight", type=float, help="weight of the soft-label loss (default 1 - alpha)")
+    distill.add_argument("--learning-rate", type=float, default=1e-4)
+    distill.add_argument("--hard-label-baseline", action="store_true",
+                         help="also train the same student on the labels alone, for comparison")
+    distill.set_defaults(func=_distill)
     return parser
 
 

@@ -7,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import VOCAB, make_backbone, make_inputs, run_python
+from test_finetune import WORDS, preprocessor, sentiment_texts  # noqa: F401 (a fixture)
 
 from kzoo.distill import (DISTILBERT_LOSS_WEIGHTS, Distiller, cosine_loss, init_student, kd_loss, spread_layers,
                           student_backbone)
@@ -267,3 +268,36 @@ def test_torch_backend_distills():
         print("ok", keras.backend.backend())
     """, "torch")
     assert "ok torch" in out
+
+
+def test_distill_command_teacher_to_student_with_baseline(tmp_path, preprocessor):
+    import json
+
+    from kzoo.cli import main
+
+    texts, labels = sentiment_texts(600, seed=2)
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in zip(texts, labels)))
+    source = tmp_path / "source"
+    TextClassifier(make_backbone("bert", vocabulary_size=len(WORDS) + 5, num_layers=4), num_classes=2,
+                   preprocessor=preprocessor).save_to_preset(str(source))
+    common = ["--data", str(data), "--epochs", "3", "--batch-size", "16", "--learning-rate", "5e-3", "--quiet"]
+    assert main(["finetune", "--task", "classify", "--from", str(source), "--out", str(tmp_path / "teacher")]
+                + common) == 0
+    teacher_dir = tmp_path / "teacher" / "best"
+    teacher_bytes = (teacher_dir / "model.weights.h5").read_bytes()
+    assert main(["distill", "--teacher", str(teacher_dir), "--out", str(tmp_path / "student"), "--student-layers",
+                 "2", "--temperature", "2", "--alpha", "0.5", "--hard-label-baseline"] + common) == 0
+    metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
+    assert metrics["student_layers"] == [0, 3]
+    teacher_metrics = json.loads((tmp_path / "teacher" / "metrics.json").read_text())
+    assert metrics["teacher"]["accuracy"] == pytest.approx(teacher_metrics["accuracy"])  # same test split
+    assert metrics["distilled"]["accuracy"] > metrics["teacher"]["majority_baseline"] + 0.2, metrics
+    assert metrics["accuracy_ratio"] == pytest.approx(metrics["distilled"]["accuracy"] / metrics["teacher"]["accuracy"])
+    assert metrics["distilled"]["encoder_parameters"] < metrics["teacher"]["encoder_parameters"]
+    assert {"hard_labels", "speedup_same_batch"} <= set(metrics)
+    assert (teacher_dir / "model.weights.h5").read_bytes() == teacher_bytes
+    student = TextClassifier.from_preset(str(tmp_path / "student" / "best"))
+    assert student.backbone.num_layers == 2 and student.preprocessor is not None
+    assert main(["distill", "--task", "qa", "--teacher", str(teacher_dir), "--out", str(tmp_path / "x")]
+                + common) == 2

@@ -72,21 +72,11 @@ def timed_predictions(task, model, x, batch_size):
     return predicted, time.perf_counter() - start
 
 
-def finetune(config, report=print):
-    """Fine-tune per `config`; returns the metrics dict also written to `out/metrics.json`."""
-    import keras
-    import numpy as np
-
-    from kzoo.atomic import atomic_file
-    from kzoo.table import format_table
+def load_splits(config, task, report=print):
+    """(train, validation, test) pairs of (x, y) and the label names, split under `config.seed` (the same rows
+    for every run with the same data, shares and seed: a teacher and its students see the same test split)."""
     from kzoo.train.labelled_data import read_rows, split_rows
-    from kzoo.train.backup import BestCheckpoint
-    from kzoo.train.optim import make_optimizer
 
-    task = TASKS[config.task]
-    metrics_path = os.path.join(config.out, "metrics.json")
-    if os.path.exists(metrics_path) and not config.overwrite:
-        raise FileExistsError(f"{metrics_path} exists: this run has finished. Pass --overwrite to train again.")
     rows = read_rows(config.data, where=config.where, encoding_errors=config.encoding_errors)
     train_rows, test_rows = split_rows(rows, config.test_share, config.seed)
     train_rows, validation_rows = split_rows(train_rows, config.validation_share, config.seed + 1)
@@ -104,6 +94,25 @@ def finetune(config, report=print):
                          f"{config.data} is too small for its label set.")
     report(f"{config.data}: {len(train_y):,} train / {len(val_y):,} validation / {len(test_y):,} test examples"
            + (f", {len(label_names)} labels" if label_names else ""))
+
+    return (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names
+
+
+def finetune(config, report=print):
+    """Fine-tune per `config`; returns the metrics dict also written to `out/metrics.json`."""
+    import keras
+    import numpy as np
+
+    from kzoo.atomic import atomic_file
+    from kzoo.table import format_table
+    from kzoo.train.backup import BestCheckpoint
+    from kzoo.train.optim import make_optimizer
+
+    task = TASKS[config.task]
+    metrics_path = os.path.join(config.out, "metrics.json")
+    if os.path.exists(metrics_path) and not config.overwrite:
+        raise FileExistsError(f"{metrics_path} exists: this run has finished. Pass --overwrite to train again.")
+    (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = load_splits(config, task, report)
 
     keras.utils.set_random_seed(config.seed)
     model = load_task_model(config, label_names)

@@ -1,0 +1,152 @@
+"""`kzoo distill`: a fine-tuned teacher classifier → a shallower student, distilled on the teacher's data.
+
+Everything lands in one output folder:
+    best/              the distilled student (kzoo preset + tokenizer) at its best validation accuracy
+    hard_labels/best/  with --hard-label-baseline: the same student trained on the labels alone
+    metrics.csv        one row per epoch of the distillation
+    metrics.json       held-out scores of teacher, student (and baseline), the ratio, parameter counts, speeds
+"""
+
+import dataclasses
+import json
+import os
+import time
+
+import numpy as np
+
+from kzoo.train.finetune import FinetuneConfig, load_splits, timed_predictions
+from kzoo.train.finetune_tasks import TASKS
+
+
+@dataclasses.dataclass
+class DistillConfig(FinetuneConfig):
+    """`source` is the teacher: a folder written by `kzoo finetune` (its `best/`) or `save_to_preset`."""
+
+    student_layers: int = 3
+    student_arch: str | None = None  # None: the teacher's architecture; "distil_bert" from a BERT teacher
+    temperature: float = 2.0
+    alpha: float = 0.5
+    kd_weight: float | None = None  # None: 1 − alpha
+    hard_label_baseline: bool = False
+    learning_rate: float = 1e-4
+    speed_batch_size: int = 32
+    speed_repeats: int = 20
+
+    def __post_init__(self):
+        if self.task not in ("classify", "tokens"):
+            raise ValueError(f"kzoo distill distils classify or tokens task models; got task {self.task!r}.")
+        super().__post_init__()
+
+
+def _forward_seconds(model, inputs, repeats):
+    """Median seconds of one inference forward pass of `model` on `inputs` (after a compiling warm-up)."""
+    import keras
+
+    model.predict_on_batch(inputs)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        keras.ops.convert_to_numpy(model.predict_on_batch(inputs))
+        times.append(time.perf_counter() - start)
+    return float(np.median(times))
+
+
+def _make_student(config, teacher):
+    from kzoo.distill import init_student, student_backbone
+
+    backbone = student_backbone(teacher, config.student_layers, config.student_arch)
+    student = type(teacher)(backbone, label_names=teacher.label_names)
+    student.preprocessor = teacher.preprocessor
+    layers = init_student(student, teacher)
+    return student, layers
+
+
+def distill(config, report=print):
+    """Distil per `config`; returns the metrics dict also written to `out/metrics.json`."""
+    import keras
+
+    from kzoo.atomic import atomic_file
+    from kzoo.distill import Distiller
+    from kzoo.table import format_table
+    from kzoo.train.backup import BestCheckpoint
+    from kzoo.train.optim import make_optimizer
+
+    task = TASKS[config.task]
+    metrics_path = os.path.join(config.out, "metrics.json")
+    if os.path.exists(metrics_path) and not config.overwrite:
+        raise FileExistsError(f"{metrics_path} exists: this run has finished. Pass --overwrite to run again.")
+    (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = load_splits(config, task, report)
+    teacher = task.model_class.from_preset(config.source, sequence_length=config.sequence_length)
+    if teacher.preprocessor is None:
+        raise ValueError(f"{config.source} has no tokenizer; kzoo distill reads raw text and needs one.")
+    if teacher.label_names != label_names:
+        raise ValueError(f"The teacher's labels {teacher.label_names} differ from the data's {label_names}: "
+                         f"distil on the data (and --label-field) the teacher was fine-tuned on.")
+    keras.utils.set_random_seed(config.seed)
+    student, layers = _make_student(config, teacher)
+    initial_weights = student.get_weights()
+    steps = config.epochs * -(-len(train_y) // config.batch_size)
+    report(f"teacher {type(teacher.backbone).__name__} ({teacher.backbone.num_layers} layers) → student "
+           f"{type(student.backbone).__name__} ({student.backbone.num_layers} layers from teacher layers {layers})")
+
+    os.makedirs(config.out, exist_ok=True)
+    runs = {}
+
+    def train(name, model, directory):
+        model.compile(optimizer=make_optimizer("adamw", config.learning_rate, steps, int(config.warmup * steps)))
+        checkpoint = BestCheckpoint(directory, monitor=task.monitor, mode=task.mode)
+        start = time.perf_counter()
+        model.fit(train_x, train_y, validation_data=(val_x, val_y), epochs=config.epochs,
+                  batch_size=config.batch_size, verbose=config.verbose, seed=config.seed,
+                  callbacks=[checkpoint, keras.callbacks.CSVLogger(os.path.join(config.out, f"{name}.csv"))])
+        runs[name] = {"train_seconds": time.perf_counter() - start, "best_epoch": checkpoint.best_epoch,
+                      "best_validation": checkpoint.best}
+
+    distiller = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha,
+                          kd_weight=config.kd_weight)
+    train("distilled", distiller, os.path.join(config.out, "best"))
+    student.load_weights(os.path.join(config.out, "best", "model.weights.h5"))
+    models = {"teacher": teacher, "distilled": student}
+    if config.hard_label_baseline:
+        keras.utils.set_random_seed(config.seed)
+        baseline, _ = _make_student(config, teacher)
+        baseline.set_weights(initial_weights)
+        train("hard_labels", baseline, os.path.join(config.out, "hard_labels", "best"))
+        baseline.load_weights(os.path.join(config.out, "hard_labels", "best", "model.weights.h5"))
+        models["hard_labels"] = baseline
+
+    batch = teacher.text_batches(test_x[:config.speed_batch_size], batch_size=config.speed_batch_size)[0][0]
+    results = {}
+    for name, model in models.items():
+        predicted, seconds = timed_predictions(task, model, test_x, config.batch_size)
+        results[name] = {**task.score(predicted, test_y, train_y, label_names), "predict_seconds": seconds,
+                         "encoder_parameters": model.backbone.count_params(),
+                         "layer_parameters": sum(b.count_params() for b in model.backbone.encoder.unique_blocks),
+                         "batch_forward_seconds": _forward_seconds(model, {k: batch[k] for k in model.input_keys},
+                                                                   config.speed_repeats),
+                         **runs.get(name, {})}
+    teacher_scores, student_scores = results["teacher"], results["distilled"]
+    summary = {
+        "data": config.data, "where": config.where, "teacher": config.source, "label_names": label_names,
+        "examples": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
+        "student_layers": layers, "student_arch": type(student.backbone).__name__,
+        "temperature": config.temperature, "alpha": config.alpha, "kd_weight": distiller.kd_weight,
+        "epochs": config.epochs, "learning_rate": config.learning_rate, "backend": keras.backend.backend(),
+        "accuracy_ratio": student_scores["accuracy"] / teacher_scores["accuracy"],
+        "encoder_parameter_ratio": student_scores["encoder_parameters"] / teacher_scores["encoder_parameters"],
+        "speedup_same_batch": teacher_scores["batch_forward_seconds"] / student_scores["batch_forward_seconds"],
+        "speed_batch": {"size": int(batch["token_ids"].shape[0]), "width": int(batch["token_ids"].shape[1])},
+        **{name: scores for name, scores in results.items()},
+    }
+    with atomic_file(metrics_path) as f:
+        json.dump(summary, f, indent=2)
+    rows = [[name, f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}", f"{s['encoder_parameters']:,}",
+             f"{s['batch_forward_seconds'] * 1000:.1f}", f"{s['predict_seconds']:.1f}"] for name, s in results.items()]
+    report(f"\nHeld-out test split ({len(test_y):,} examples; majority baseline "
+           f"{teacher_scores['majority_baseline']:.4f}):")
+    report(format_table(["model", "accuracy", "macro_f1", "encoder params", "batch ms", "predict s"], rows))
+    report(f"student/teacher accuracy {summary['accuracy_ratio']:.1%}, encoder parameters "
+           f"{summary['encoder_parameter_ratio']:.1%}, {summary['speedup_same_batch']:.2f}× faster on one batch of "
+           f"{summary['speed_batch']['size']}×{summary['speed_batch']['width']} tokens")
+    report(f"student in {os.path.join(config.out, 'best')}, metrics in {metrics_path}")
+    return summary
