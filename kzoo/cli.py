@@ -93,7 +93,9 @@ def _demo(args):
     print(conversion.summary())
     print(format_table(["sentence A", "sentence B", "cosine"], rows))
     _demo_pretraining(args)
-    _demo_finetune(args)
+    finetuned = _demo_finetune(args)
+    if finetuned is not None:
+        _demo_distill(finetuned)
 
 
 def demo_corpus(directory):
@@ -154,6 +156,20 @@ def _demo_finetune(args):
         max_train_examples=args.finetune_examples, max_test_examples=args.finetune_test_examples,
         overwrite=True, verbose=2)
     finetune(config)
+    return config
+
+
+def _demo_distill(finetuned):
+    """Distil the demo's fine-tuned MiniLM (6 layers) into a 3-layer student on the same tweets and split."""
+    import dataclasses
+
+    from kzoo.train.distill_run import DistillConfig, distill
+
+    print("\n== Distillation: the fine-tuned MiniLM (6 layers) teaches a 3-layer student (soft labels, T=2) ==")
+    fields = {f.name: getattr(finetuned, f.name) for f in dataclasses.fields(finetuned)}
+    fields.update(source=os.path.join(finetuned.out, "best"), out=os.path.join(os.path.dirname(finetuned.out),
+                  "tweets_distill"), lora_rank=None, learning_rate=5e-4, student_layers=3, speed_repeats=5)
+    distill(DistillConfig(**fields))
 
 
 def _convert(args):

@@ -29,6 +29,9 @@ def test_demo_prints_every_preset_with_its_count_and_times_the_tiny_ones(capsys,
         metrics = json.loads((tmp_path / "tweets_finetune" / "metrics.json").read_text())
         assert metrics["examples"]["train"] == 64 and metrics["examples"]["test"] == 32, metrics["examples"]
         assert metrics["lora_rank"] == 8 and metrics["trainable_parameters"] < 0.02 * metrics["parameters"]
+        distilled = json.loads((tmp_path / "tweets_distill" / "metrics.json").read_text())
+        assert distilled["student_layers"] == [0, 2, 5] and distilled["examples"] == metrics["examples"]
+        assert distilled["teacher"]["accuracy"] == pytest.approx(metrics["accuracy"])  # the same test tweets
 
 
 def test_help_lists_commands(capsys):

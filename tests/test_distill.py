@@ -214,6 +214,19 @@ def test_token_classifier_distillation_and_student_saving(tmp_path):
     assert clone.get_config()["temperature"] == config["temperature"] and type(clone.student) is TokenClassifier
 
 
+def test_mixed_bfloat16_models_distill_with_float32_losses():
+    teacher = TextClassifier(make_backbone("bert", num_layers=2, dtype="mixed_bfloat16"), num_classes=3)
+    student = TextClassifier(student_backbone(teacher, 1), num_classes=3)
+    assert student.backbone.dtype_policy.name == "mixed_bfloat16"
+    init_student(student, teacher)
+    distiller = Distiller(student, teacher, cosine_weight=1.0)
+    distiller.compile(optimizer="adam")
+    x, y = _classification_data(n=16)
+    logs = distiller.fit(x, y, batch_size=8, verbose=0).history
+    assert all(np.isfinite(v).all() for v in logs.values()), logs
+    assert all(v.dtype == "float32" for v in student.trainable_weights)
+
+
 @pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="XLA-compiled TF train step")
 def test_tensorflow_jit_compiled_step():
     student, teacher = _classifier_pair()

@@ -1,0 +1,130 @@
+"""Cost of one Distiller step against its parts: (student train step + teacher forward) on the same batches.
+
+Per backend, one process builds a teacher of MiniLM's shape (6 layers, 384 hidden, 12 heads, vocabulary 30522;
+random weights) and a 3-layer student, then times, through Keras' own compiled loops and after a warm-up:
+  distill   Distiller.fit          (teacher forward + student forward/backward + the losses, one step)
+  student   student.fit            (plain training on the labels)
+  teacher   teacher.predict        (inference forward)
+on the same --steps batches, in alternating rounds. Prints the overhead distill / (student + teacher) per task
+(goal: <= 1.15) and writes JSON. Tasks: classify (KD + hard labels) and mlm (BERT -> DistilBERT, KD at the
+masked positions + MLM + cosine on the hidden states: DistilBERT's triple loss).
+
+    .venv/bin/python bench/distill_step.py                  # TF and JAX, batch 32 x 64, 10 steps, 3 rounds
+"""
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+
+import workers
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(HERE)
+sys.path.insert(0, ROOT)
+
+GOAL = 1.15
+TEACHER = dict(vocabulary_size=30522, num_layers=6, num_heads=12, hidden_dim=384, intermediate_dim=1536,
+               max_sequence_length=512)
+
+
+def build(task, student_layers):
+    from kzoo.distill import DISTILBERT_LOSS_WEIGHTS, Distiller, init_student, student_backbone
+    from kzoo.models import BertBackbone, BertPretrainer, DistilBertMaskedLM, TextClassifier
+
+    if task == "classify":
+        teacher = TextClassifier(BertBackbone(**TEACHER), num_classes=3)
+        student = TextClassifier(student_backbone(teacher, student_layers), num_classes=3)
+        weights = {"temperature": 2.0, "alpha": 0.5}
+    else:
+        teacher = BertPretrainer(BertBackbone(**TEACHER))
+        student = DistilBertMaskedLM(student_backbone(teacher, student_layers, "distil_bert"))
+        weights = DISTILBERT_LOSS_WEIGHTS
+    init_student(student, teacher)
+    return teacher, student, Distiller(student, teacher, **weights)
+
+
+def batches(task, args):
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows, seq = args.batch_size * args.steps, args.sequence_length
+    x = {"token_ids": rng.integers(5, TEACHER["vocabulary_size"], (rows, seq)).astype("int32"),
+         "segment_ids": np.zeros((rows, seq), "int32"), "padding_mask": np.ones((rows, seq), "int32")}
+    if task == "classify":
+        return x, rng.integers(0, 3, rows).astype("int32"), None
+    predictions = max(1, int(0.15 * seq))
+    x["mask_positions"] = np.sort(np.stack([rng.choice(np.arange(1, seq), predictions, replace=False)
+                                            for _ in range(rows)]), axis=1).astype("int32")
+    y = np.take_along_axis(x["token_ids"], x["mask_positions"], axis=1)
+    return x, y, np.ones(y.shape, "float32")
+
+
+def worker(args):
+    import keras
+
+    teacher, student, distiller = build(args.task, args.student_layers)
+    x, y, weights = batches(args.task, args)
+    student_x = {k: x[k] for k in student.input_keys}
+    distiller.compile(optimizer="adamw")
+    student.compile(optimizer="adamw")
+    timed = {
+        "distill": lambda: distiller.fit(x, y, sample_weight=weights, batch_size=args.batch_size, shuffle=False,
+                                         verbose=0),
+        "student": lambda: student.fit(student_x, y, sample_weight=weights, batch_size=args.batch_size,
+                                       shuffle=False, verbose=0),
+        "teacher": lambda: teacher.predict(x, batch_size=args.batch_size, verbose=0),
+    }
+    seconds = {}
+    for name, run in timed.items():
+        run()  # warm-up: compiles
+        start = time.perf_counter()
+        run()
+        seconds[name] = (time.perf_counter() - start) / args.steps
+    print(json.dumps({"backend": keras.backend.backend(), **seconds}))
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--backends", default="tensorflow,jax")
+    parser.add_argument("--tasks", default="classify,mlm")
+    parser.add_argument("--task", default="classify", help=argparse.SUPPRESS)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--sequence-length", type=int, default=64)
+    parser.add_argument("--steps", type=int, default=10)
+    parser.add_argument("--student-layers", type=int, default=3)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--out", default=os.path.join(ROOT, "saved_models", "bench", "distill_step.json"))
+    args = parser.parse_args()
+    if args.worker:
+        return worker(args)
+    flags = ["--batch-size", str(args.batch_size), "--sequence-length", str(args.sequence_length), "--steps",
+             str(args.steps), "--student-layers", str(args.student_layers)]
+    results, rows = [], []
+    for task in args.tasks.split(","):
+        for backend in args.backends.split(","):
+            ratios, parts = [], []
+            for _ in range(args.rounds):
+                seconds = workers.run_worker(__file__, backend, flags + ["--task", task], f"{task} {backend}")
+                ratios.append(seconds["distill"] / (seconds["student"] + seconds["teacher"]))
+                parts.append(seconds)
+            median = {k: statistics.median(p[k] for p in parts) for k in ("distill", "student", "teacher")}
+            ratio = statistics.median(ratios)
+            results.append({"task": task, "backend": backend, "seconds_per_step": median, "overhead": ratio,
+                            "overheads": ratios, "goal": GOAL})
+            rows.append((task, backend, median["distill"], median["student"], median["teacher"], ratio))
+    print(f"\nDistiller step vs student step + teacher forward, batch {args.batch_size} x {args.sequence_length}, "
+          f"{args.steps} steps, median of {args.rounds} rounds ({platform.processor() or platform.machine()})")
+    print(f"{'task':9} {'backend':11} {'distill s':>10} {'student s':>10} {'teacher s':>10} {'overhead':>9}")
+    for task, backend, d, s, t, ratio in rows:
+        print(f"{task:9} {backend:11} {d:10.3f} {s:10.3f} {t:10.3f} {ratio:8.2f}x "
+              f"{'(goal met)' if ratio <= GOAL else '(goal missed)'}")
+    workers.write_results({"config": vars(args), "results": results}, args.out)
+
+
+if __name__ == "__main__":
+    main()
