@@ -58,7 +58,16 @@ def main():
     start_weights = None
     results = {"backend": keras.backend.backend(), "steps": args.steps, "corpus": args.corpus,
                "unigram_baseline": unigram_baseline(held_out)}
-    results["teacher"] = {"mlm_accuracy": float(teacher.evaluate(held_out, return_dict=True, verbose=0)[
+    teacher.compile(optimizer="adamw")  # evaluate needs a compiled model; the teacher never trains here
+    # The student's data has no token types; the teacher reads them as all 0, as the Distiller feeds it.
+    # Its NSP head is not scored (no sentence pairs here): NSP targets 0 with weight 0.
+    def for_teacher(x, y, w):
+        no_pairs = tf.zeros_like(x["token_ids"][:, 0])
+        return ({**x, "segment_ids": tf.zeros_like(x["token_ids"])}, {**y, "nsp": no_pairs},
+                {"mlm": w, "nsp": tf.cast(no_pairs, "float32")})
+
+    teacher_data = held_out.map(for_teacher)
+    results["teacher"] = {"mlm_accuracy": float(teacher.evaluate(teacher_data, return_dict=True, verbose=0)[
         "mlm_accuracy"]), "layers": teacher.backbone.num_layers}
     for run in ("distilled", "alone"):
         student = DistilBertMaskedLM(student_backbone(teacher, args.student_layers, "distil_bert"))
