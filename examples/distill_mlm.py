@@ -81,6 +81,8 @@ def main():
         train = pretraining_dataset(args.corpus, seed=0, **data)
         began = time.perf_counter()
         model.fit(train, steps_per_epoch=args.steps, epochs=1, verbose=2)
+        if run == "distilled":
+            student.compile(optimizer="adamw")  # the Distiller was compiled, not the student; evaluate needs one
         scores = student.evaluate(held_out, return_dict=True, verbose=0)
         results[run] = {"mlm_accuracy": float(scores["mlm_accuracy"]), "mlm_loss": float(scores["mlm_loss"]),
                         "train_seconds": time.perf_counter() - began, "teacher_layers": layers}
