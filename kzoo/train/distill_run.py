@@ -14,8 +14,7 @@ import time
 
 import numpy as np
 
-from kzoo.train.finetune import FinetuneConfig, load_splits, timed_predictions
-from kzoo.train.finetune_tasks import TASKS
+from kzoo.train.finetune import FinetuneConfig, start_run, timed_predictions
 
 
 @dataclasses.dataclass
@@ -71,11 +70,8 @@ def distill(config, report=print):
     from kzoo.train.backup import BestCheckpoint
     from kzoo.train.optim import make_optimizer
 
-    task = TASKS[config.task]
-    metrics_path = os.path.join(config.out, "metrics.json")
-    if os.path.exists(metrics_path) and not config.overwrite:
-        raise FileExistsError(f"{metrics_path} exists: this run has finished. Pass --overwrite to run again.")
-    (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = load_splits(config, task, report)
+    task, metrics_path, splits = start_run(config, report)
+    (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = splits
     teacher = task.model_class.from_preset(config.source, sequence_length=config.sequence_length)
     if teacher.preprocessor is None:
         raise ValueError(f"{config.source} has no tokenizer; kzoo distill reads raw text and needs one.")

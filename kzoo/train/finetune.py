@@ -98,6 +98,16 @@ def load_splits(config, task, report=print):
     return (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names
 
 
+def start_run(config, report=print):
+    """(task, OUT/metrics.json path, `load_splits`) for `kzoo finetune` and `kzoo distill`; refuses a finished
+    run (its metrics.json exists) unless `config.overwrite`."""
+    task = TASKS[config.task]
+    metrics_path = os.path.join(config.out, "metrics.json")
+    if os.path.exists(metrics_path) and not config.overwrite:
+        raise FileExistsError(f"{metrics_path} exists: this run has finished. Pass --overwrite to run again.")
+    return task, metrics_path, load_splits(config, task, report)
+
+
 def finetune(config, report=print):
     """Fine-tune per `config`; returns the metrics dict also written to `out/metrics.json`."""
     import keras
@@ -108,11 +118,8 @@ def finetune(config, report=print):
     from kzoo.train.backup import BestCheckpoint
     from kzoo.train.optim import make_optimizer
 
-    task = TASKS[config.task]
-    metrics_path = os.path.join(config.out, "metrics.json")
-    if os.path.exists(metrics_path) and not config.overwrite:
-        raise FileExistsError(f"{metrics_path} exists: this run has finished. Pass --overwrite to train again.")
-    (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = load_splits(config, task, report)
+    task, metrics_path, splits = start_run(config, report)
+    (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = splits
 
     keras.utils.set_random_seed(config.seed)
     model = load_task_model(config, label_names)
