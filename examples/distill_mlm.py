@@ -20,6 +20,7 @@ def main():
     parser.add_argument("--out", required=True)
     parser.add_argument("--teacher", help="a BertPretrainer folder written by kzoo pretrain (OUT/model)")
     parser.add_argument("--teacher-steps", type=int, default=1000)
+    parser.add_argument("--teacher-learning-rate", type=float, help="the teacher's peak rate (kzoo pretrain's default)")
     parser.add_argument("--steps", type=int, default=300, help="student training steps (each run)")
     parser.add_argument("--student-layers", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
@@ -43,7 +44,8 @@ def main():
         teacher_dir = os.path.join(args.out, "teacher", "model")
         if not os.path.isdir(teacher_dir):
             pretrain(PretrainConfig(arch="bert", corpus=args.corpus, out=os.path.join(args.out, "teacher"),
-                                    steps=args.teacher_steps, batch_size=args.batch_size,
+                                    steps=args.teacher_steps, learning_rate=args.teacher_learning_rate,
+                                    batch_size=args.batch_size,
                                     sequence_length=args.sequence_length, verbose=2,
                                     backbone_overrides={"num_layers": 4}))
     teacher = BertPretrainer.from_preset(teacher_dir)
