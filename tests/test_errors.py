@@ -1,5 +1,6 @@
 """Bad input gets a clear error naming the value and the limit, eagerly and inside compiled predict."""
 
+import keras
 import numpy as np
 import pytest
 from conftest import make_backbone, make_inputs
@@ -66,3 +67,15 @@ def test_bad_hyperparameters_are_rejected():
         BertBackbone(vocabulary_size=10, num_layers=1, num_heads=4, hidden_dim=30, intermediate_dim=8)
     with pytest.raises(ValueError, match="num_layers must be at least 1"):
         TransformerStack(num_layers=0, num_heads=1, hidden_dim=4, intermediate_dim=4)
+
+
+def test_extra_input_keys_are_dropped_not_matched_by_position():
+    """A DistilBERT model handed BERT-style inputs (with segment_ids) reads them by name: Keras alone would match
+    the sorted keys by position and feed segment_ids in as token_ids."""
+    from kzoo.models import TextClassifier
+
+    model = TextClassifier(make_backbone("distil_bert"), num_classes=2)
+    inputs = make_inputs(make_backbone("bert"))
+    own = {key: inputs[key] for key in model.input_keys}
+    np.testing.assert_array_equal(keras.ops.convert_to_numpy(model(inputs)), keras.ops.convert_to_numpy(model(own)))
+    np.testing.assert_array_equal(model.predict(inputs, verbose=0), model.predict(own, verbose=0))

@@ -6,10 +6,11 @@ import keras
 
 from kzoo.layers import Pooler
 from kzoo.models import preset_io
+from kzoo.models.named_inputs import NamedInputsMixin
 from kzoo.models.presets import PRESETS, preset_names
 
 
-class Backbone(keras.Model):
+class Backbone(NamedInputsMixin, keras.Model):
     """An encoder: `{"token_ids", "segment_ids", "padding_mask"}` → `{"sequence_output", "pooled_output"}`.
 
     Subclasses make the embedding and the stack and call `_build_graph`; the graph, presets, hidden states

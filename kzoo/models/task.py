@@ -8,12 +8,13 @@ import keras
 
 from kzoo.models import preset_io
 from kzoo.models.backbone import Backbone
+from kzoo.models.named_inputs import NamedInputsMixin
 from kzoo.models.string_inputs import StringInputsMixin
 
 PREPROCESSOR_FILE = "preprocessor.json"
 
 
-class Task(StringInputsMixin, keras.Model):
+class Task(StringInputsMixin, NamedInputsMixin, keras.Model):
     """A backbone plus heads. Subclasses build the graph in `__init__(backbone, ...)` and store their own
     constructor arguments in `get_config`; presets, saving and the backbone's serialization live here.
 
