@@ -95,7 +95,8 @@ def _demo(args):
     _demo_pretraining(args)
     finetuned = _demo_finetune(args)
     if finetuned is not None:
-        _demo_distill(finetuned)
+        student = _demo_distill(finetuned)
+        _demo_export(student, os.path.join(args.out, "export"))
 
 
 def demo_corpus(directory):
@@ -169,7 +170,49 @@ def _demo_distill(finetuned):
     fields = {f.name: getattr(finetuned, f.name) for f in dataclasses.fields(finetuned)}
     fields.update(source=os.path.join(finetuned.out, "best"), out=os.path.join(os.path.dirname(finetuned.out),
                   "tweets_distill"), lora_rank=None, learning_rate=5e-4, student_layers=3, speed_repeats=5)
-    distill(DistillConfig(**fields))
+    config = DistillConfig(**fields)
+    distill(config)
+    return os.path.join(config.out, "best")
+
+
+def _demo_export(student_dir, out):
+    """Export the distilled student as a SavedModel (raw strings in) and TFLite files (fp32, int8); print their
+    sizes and the latency of one tweet."""
+    import importlib.util
+
+    import numpy as np
+    import tensorflow as tf
+
+    from kzoo import export
+    from kzoo.export.timing import median_seconds, path_bytes
+    from kzoo.models import TextClassifier
+    from kzoo.table import format_table
+
+    print(f"\n== Export: the distilled student -> {out} (SavedModel with its tokenizer; TFLite fp32 and int8) ==")
+    model = TextClassifier.from_preset(student_dir)
+    texts = ["what a lovely day in the park", "my flight got cancelled again, great", "the meeting is at 3pm",
+             "worst customer service ever", "can't wait for the weekend!!", "the train is on time"]
+    saved = export.saved_model(model, os.path.join(out, "sentiment"), overwrite=True)
+    serve = tf.saved_model.load(saved).signatures["serve_text"]
+    served = serve(text=tf.constant(texts))
+    rows = [["SavedModel fp32 (strings in)", saved, f"{path_bytes(saved) / 2**20:.1f}",
+             f"{median_seconds(lambda t: serve(text=tf.constant([t])), texts) * 1e3:.1f}"]]
+    if importlib.util.find_spec("ai_edge_litert") is None:
+        print("TFLite skipped: pip install ai-edge-litert (make demo installs it)")
+    else:
+        inputs, lengths = model.preprocessor.encode(texts)
+        length = int(lengths.max())
+        for name, quantize in (("TFLite fp32 (ids in)", None), ("TFLite int8 (ids in)", "int8")):
+            path = export.tflite(model, os.path.join(out, f"sentiment_{quantize or 'fp32'}.tflite"), quantize=quantize,
+                                 sequence_length=length, overwrite=True)
+            runner = export.TFLiteRunner(path, num_threads=1)
+            one = [{k: inputs[k][i:i + 1, :length] for k in runner.input_keys} for i in range(len(texts))]
+            rows.append([name, path, f"{path_bytes(path) / 2**20:.1f}", f"{median_seconds(runner, one) * 1e3:.1f}"])
+    print(format_table(["format", "path", "MiB", "ms / tweet"], rows))
+    labels = [label.decode() for label in served["label"].numpy()] if "label" in served else \
+        np.argmax(served["probabilities"].numpy(), -1).tolist()
+    for text, label in zip(texts, labels):
+        print(f"  {label:>8}  {text}")
 
 
 def _convert(args):
@@ -188,9 +231,9 @@ def _convert(args):
             print(f"copied: {', '.join(os.path.basename(a) for a in assets)}")
         return
     record = preset_io.read_preset_config(args.src)
-    from kzoo import models
+    from kzoo.models import load_preset_folder
 
-    model = getattr(models, record["class_name"]).from_preset(args.src)
+    model = load_preset_folder(args.src)
     to_huggingface(model, args.dst, overwrite=args.overwrite, assets=assets)
     print(f"kzoo {record['class_name']} {args.src} -> Hugging Face directory {args.dst} "
           f"({len(model.weights)} variables written)")
@@ -243,6 +286,40 @@ def _distill(args):
         student_arch=args.student_arch, temperature=args.temperature, alpha=args.alpha, kd_weight=args.kd_weight,
         hard_label_baseline=args.hard_label_baseline, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
     distill(config)
+
+
+def _export(args):
+    from kzoo.export.tensorflow_backend import on_tensorflow, run_tensorflow_cli
+
+    if args.quantize and args.format != "tflite":
+        raise ValueError("--quantize applies to --format tflite; a SavedModel keeps the float weights.")
+    if not on_tensorflow():  # Keras fixed its backend at import: export from a TensorFlow process
+        result = run_tensorflow_cli(["export", *args.argv], check=False)
+        print(result.stdout, end="")
+        if result.returncode:
+            print((result.stderr.strip().splitlines() or [""])[-1], file=sys.stderr)
+        return result.returncode
+    from kzoo import export
+    from kzoo.models import load_preset_folder
+    from kzoo.models.task import directory_preprocessor
+
+    model = load_preset_folder(args.model)
+    preprocessor = directory_preprocessor(args.model, args.sequence_length)
+    if args.format == "saved_model":
+        with_preprocessing = not args.no_preprocessing
+        if with_preprocessing and preprocessor is None:
+            raise ValueError(f"{args.model} holds no tokenizer (vocab.txt or spiece.model) to put in the "
+                             "SavedModel; pass --no-preprocessing for a token-id model.")
+        export.saved_model(model, args.out, with_preprocessing=with_preprocessing, preprocessor=preprocessor,
+                           top_k=args.top_k, overwrite=args.overwrite)
+    else:
+        if preprocessor is not None:
+            model.preprocessor = preprocessor
+        export.tflite(model, args.out, quantize=args.quantize, sequence_length=args.sequence_length,
+                      top_k=args.top_k, overwrite=args.overwrite)
+    from kzoo.export.timing import path_bytes
+
+    print(f"{type(model).__name__} {args.model} -> {args.format} {args.out} ({path_bytes(args.out) / 2**20:.1f} MiB)")
 
 
 def _add_data_arguments(parser):
@@ -359,17 +436,35 @@ def build_parser():
     distill.add_argument("--hard-label-baseline", action="store_true",
                          help="also train the same student on the labels alone, for comparison")
     distill.set_defaults(func=_distill)
+
+    export = commands.add_parser(
+        "export", help="export a kzoo preset folder as a SavedModel (raw strings in) or a TFLite file (ids in)",
+        description="Runs on the TensorFlow backend (under another KERAS_BACKEND it re-runs itself there), so "
+                    "weights trained on any backend export the same way. A SavedModel has the tokenizer inside "
+                    "(signatures serve_text, serve_text_pair, serve_ids); a TFLite file takes token ids padded to "
+                    "--sequence-length. Writes are atomic; an existing OUT needs --overwrite.")
+    export.add_argument("model", help="a kzoo preset folder (save_to_preset, kzoo finetune's OUT/best, ...)")
+    export.add_argument("out", help="SavedModel folder, or a .tflite file with --format tflite")
+    export.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model")
+    export.add_argument("--quantize", choices=["int8"], help="TFLite: int8 weights (dynamic-range quantization)")
+    export.add_argument("--sequence-length", type=int, help="most tokens per example (default: the preset's)")
+    export.add_argument("--top-k", type=int, default=5, help="masked-LM exports: candidates per position")
+    export.add_argument("--no-preprocessing", action="store_true", help="SavedModel without the string signatures")
+    export.add_argument("--overwrite", action="store_true")
+    export.set_defaults(func=_export)
     return parser
 
 
 def main(argv=None):
+    argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
+    args.argv = argv[1:]  # the command's own arguments (kzoo export re-runs itself on TensorFlow with them)
     try:
-        args.func(args)
+        code = args.func(args)
     except (ValueError, KeyError, FileNotFoundError, FileExistsError) as error:  # bad input: say what, no traceback
         print(f"kzoo {args.command}: error: {error}", file=sys.stderr)
         return 2
-    return 0
+    return code if isinstance(code, int) else 0
 
 
 if __name__ == "__main__":

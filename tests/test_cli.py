@@ -32,6 +32,12 @@ def test_demo_prints_every_preset_with_its_count_and_times_the_tiny_ones(capsys,
         distilled = json.loads((tmp_path / "tweets_distill" / "metrics.json").read_text())
         assert distilled["student_layers"] == [0, 2, 5] and distilled["examples"] == metrics["examples"]
         assert distilled["teacher"]["accuracy"] == pytest.approx(metrics["accuracy"])  # the same test tweets
+        # The student exported: a SavedModel that serves raw strings, and TFLite files (int8 smaller than fp32).
+        assert (tmp_path / "export" / "sentiment" / "saved_model.pb").is_file()
+        assert "SavedModel fp32 (strings in)" in out
+        if "TFLite fp32" in out:
+            fp32, int8 = (tmp_path / "export" / f"sentiment_{q}.tflite" for q in ("fp32", "int8"))
+            assert int8.stat().st_size < 0.5 * fp32.stat().st_size
 
 
 def test_help_lists_commands(capsys):

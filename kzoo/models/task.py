@@ -59,7 +59,7 @@ class Task(StringInputsMixin, NamedInputsMixin, keras.Model):
         sequence_length = kwargs.pop("sequence_length", None)
         model = cls._from_preset(preset, load_weights, **kwargs)
         if preprocessor is None and isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
-            preprocessor = _directory_preprocessor(preset, sequence_length)
+            preprocessor = directory_preprocessor(preset, sequence_length)
         if preprocessor is not None:
             model.preprocessor = preprocessor
         return model
@@ -146,7 +146,7 @@ class Task(StringInputsMixin, NamedInputsMixin, keras.Model):
         return cls(**config)
 
 
-def _directory_preprocessor(directory, sequence_length=None):
+def directory_preprocessor(directory, sequence_length=None):
     """The `TextPreprocessor` of a preset or Hugging Face folder (settings from `preprocessor.json`), or None."""
     from kzoo.data.task_inputs import TextPreprocessor
 

@@ -1,0 +1,58 @@
+"""Export runs on the TensorFlow backend; weights trained under JAX or torch get there through a subprocess.
+
+A model on another backend is saved as a kzoo preset in a temporary folder, and `kzoo export` runs on it with
+`KERAS_BACKEND=tensorflow` (Keras picks its backend once per process, at import).
+"""
+
+import json
+import os
+import subprocess
+import sys
+import tempfile
+
+
+def on_tensorflow():
+    import keras
+
+    return keras.backend.backend() == "tensorflow"
+
+
+def run_tensorflow_cli(argv, check=True):
+    """Run `kzoo <argv>` in a TensorFlow-backend Python process and return the `CompletedProcess`; with `check`,
+    a failure raises a RuntimeError carrying the process's last error line."""
+    env = dict(os.environ, KERAS_BACKEND="tensorflow")
+    env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    result = subprocess.run([sys.executable, "-m", "kzoo.cli", *argv], env=env, capture_output=True, text=True)
+    if check and result.returncode != 0:
+        message = (result.stderr.strip() or result.stdout.strip()).splitlines()
+        raise RuntimeError(f"kzoo {' '.join(argv)} failed on the TensorFlow backend: "
+                           f"{message[-1] if message else 'exit ' + str(result.returncode)}")
+    return result
+
+
+def export_in_tensorflow(model, kind, destination, preprocessor=None, with_preprocessing=True, top_k=5,
+                         quantize=None, sequence_length=None, overwrite=False):
+    """Save `model` (and its `preprocessor`) to a temporary preset and export it from a TensorFlow process."""
+    from kzoo.models.task import PREPROCESSOR_FILE
+
+    if not hasattr(model, "save_to_preset"):
+        raise ValueError(f"{type(model).__name__} cannot be handed to a TensorFlow process (no save_to_preset); "
+                         "export it with KERAS_BACKEND=tensorflow.")
+    with tempfile.TemporaryDirectory(prefix="kzoo-export-") as scratch:
+        preset = os.path.join(scratch, "model")
+        model.save_to_preset(preset)
+        if preprocessor is not None and not os.path.isfile(os.path.join(preset, PREPROCESSOR_FILE)):
+            preprocessor.save_assets(preset)
+            with open(os.path.join(preset, PREPROCESSOR_FILE), "w") as f:
+                json.dump(preprocessor.get_config(), f, indent=2)
+        argv = ["export", preset, os.path.abspath(destination), "--format", kind, "--top-k", str(top_k)]
+        if not with_preprocessing:
+            argv.append("--no-preprocessing")
+        if quantize:
+            argv += ["--quantize", quantize]
+        if sequence_length:
+            argv += ["--sequence-length", str(sequence_length)]
+        if overwrite:
+            argv.append("--overwrite")
+        run_tensorflow_cli(argv)
+    return destination

@@ -1,0 +1,119 @@
+"""TFLite (LiteRT) export of the token-id model, fp32 or dynamic-range int8, with built-in ops only."""
+
+import os
+import tempfile
+
+import numpy as np
+
+from kzoo.atomic import atomic_file
+from kzoo.export import serving
+from kzoo.export.tensorflow_backend import export_in_tensorflow, on_tensorflow
+
+QUANTIZE_MODES = (None, "int8")
+SIGNATURE = "serve_ids"
+
+
+def default_sequence_length(model):
+    """The preprocessor's sequence length, else the backbone's `max_sequence_length`."""
+    preprocessor = getattr(model, "preprocessor", None)
+    if preprocessor is not None:
+        return preprocessor.sequence_length
+    return int(serving.backbone_of(model).max_sequence_length)
+
+
+def tflite(model, path, quantize=None, sequence_length=None, top_k=5, with_preprocessing=False, overwrite=False):
+    """Write `model` as a `.tflite` file: token ids in (batch, `sequence_length`), the task's outputs out.
+
+    The tokenizer is not inside: its ops (tensorflow-text's WordPiece and SentencePiece) are not TFLite
+    built-ins, so the file would need the Flex delegate and custom ops. Tokenize on the host (the model's
+    `preprocessor`, or `TFLiteRunner.encode`) and pad to `sequence_length` (default: the preprocessor's, else the
+    backbone's maximum). `quantize="int8"` stores weights as int8 (dynamic-range quantization: activations stay
+    float, no calibration data needed). Conversion uses built-in ops only. The write is atomic; an existing
+    file needs `overwrite=True`.
+
+    Example:
+        kzoo.export.tflite(classifier, "saved_models/sentiment.tflite", quantize="int8")
+        probabilities = TFLiteRunner("saved_models/sentiment.tflite")(inputs)["probabilities"]
+    """
+    if quantize not in QUANTIZE_MODES:
+        raise ValueError(f"quantize must be one of {QUANTIZE_MODES}; got {quantize!r}.")
+    if with_preprocessing:
+        raise ValueError("TFLite export takes token ids only: the tokenizer's tensorflow-text ops are not TFLite "
+                         "built-in ops. Export the id model (with_preprocessing=False) and tokenize on the host, "
+                         "or use saved_model(...) for a model that takes raw strings.")
+    serving.check_exportable(model)
+    if not str(path).endswith(".tflite"):
+        raise ValueError(f"A TFLite file name ends with .tflite; got {path}.")
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{os.path.abspath(path)} already exists; pass overwrite=True to replace it.")
+    sequence_length = int(sequence_length or default_sequence_length(model))
+    limit = serving.backbone_of(model).max_sequence_length
+    if not 3 <= sequence_length <= limit:
+        raise ValueError(f"sequence_length must be in [3, max_sequence_length={limit}]; got {sequence_length}.")
+    if not on_tensorflow():
+        return export_in_tensorflow(model, "tflite", path, quantize=quantize, sequence_length=sequence_length,
+                                    top_k=top_k, overwrite=overwrite)
+    flatbuffer = convert(model, sequence_length, quantize, top_k)
+    with atomic_file(path, "wb") as f:
+        f.write(flatbuffer)
+    return path
+
+
+def convert(model, sequence_length, quantize=None, top_k=5):
+    """The TFLite flatbuffer (bytes): Keras' `ExportArchive` writes the id signature as a SavedModel, which
+    `TFLiteConverter` turns into built-in ops (Keras' own `format="litert"` also allows Flex TF ops)."""
+    import tensorflow as tf
+
+    from kzoo.export.saved_model import id_signature
+
+    import keras
+
+    archive = keras.export.ExportArchive()
+    archive.add_endpoint(SIGNATURE, serving.output_function(model, top_k),
+                         input_signature=[id_signature(model, sequence_length)])
+    with tempfile.TemporaryDirectory(prefix="kzoo-tflite-") as scratch:
+        archive.write_out(scratch, verbose=False)
+        converter = tf.lite.TFLiteConverter.from_saved_model(scratch, signature_keys=[SIGNATURE])
+        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS]
+        if quantize == "int8":
+            converter.optimizations = [tf.lite.Optimize.DEFAULT]  # no representative data: dynamic range
+        return converter.convert()
+
+
+class TFLiteRunner:
+    """Runs an exported `.tflite` file with ai-edge-litert's interpreter (`tf.lite.Interpreter` is deprecated).
+
+    Call it with the id inputs (int32 (batch, length ≤ the file's sequence length)); they are padded to the
+    file's fixed length, and per-token outputs are cut back to `length`.
+
+    Example:
+        runner = TFLiteRunner("saved_models/sentiment.tflite")
+        runner(preprocessor(["what a lovely day"]))["probabilities"]
+    """
+
+    def __init__(self, path, num_threads=None):
+        from ai_edge_litert.interpreter import Interpreter
+
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"TFLite file {path} does not exist.")
+        self.path = path
+        self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        self.runner = self.interpreter.get_signature_runner(SIGNATURE)
+        details = self.runner.get_input_details()
+        self.input_keys = tuple(sorted(details))
+        self.sequence_length = int(next(iter(details.values()))["shape"][1])
+
+    def __call__(self, inputs):
+        missing = set(self.input_keys) - set(inputs)
+        if missing:
+            raise ValueError(f"{self.path} needs inputs {sorted(missing)} (it takes {list(self.input_keys)}).")
+        arrays = {key: np.asarray(inputs[key], "int32") for key in self.input_keys}
+        length = arrays["token_ids"].shape[1]
+        if length > self.sequence_length:
+            raise ValueError(f"token_ids has sequence length {length}, longer than the TFLite file's fixed "
+                             f"{self.sequence_length}.")
+        # Padding slots carry padding_mask 0, so they change no real position's output.
+        arrays = {key: np.pad(value, [(0, 0), (0, self.sequence_length - length)]) for key, value in arrays.items()}
+        outputs = self.runner(**arrays)
+        return {name: value[:, :length] if serving.is_per_token(name, value) else value
+                for name, value in outputs.items()}
