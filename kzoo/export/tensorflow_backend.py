@@ -4,7 +4,6 @@ A model on another backend is saved as a kzoo preset in a temporary folder, and 
 `KERAS_BACKEND=tensorflow` (Keras picks its backend once per process, at import).
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -33,7 +32,7 @@ def run_tensorflow_cli(argv, check=True):
 def export_in_tensorflow(model, kind, destination, preprocessor=None, with_preprocessing=True, top_k=5,
                          quantize=None, sequence_length=None, overwrite=False):
     """Save `model` (and its `preprocessor`) to a temporary preset and export it from a TensorFlow process."""
-    from kzoo.models.task import PREPROCESSOR_FILE
+    from kzoo.models.task import PREPROCESSOR_FILE, write_preprocessor
 
     if not hasattr(model, "save_to_preset"):
         raise ValueError(f"{type(model).__name__} cannot be handed to a TensorFlow process (no save_to_preset); "
@@ -42,9 +41,7 @@ def export_in_tensorflow(model, kind, destination, preprocessor=None, with_prepr
         preset = os.path.join(scratch, "model")
         model.save_to_preset(preset)
         if preprocessor is not None and not os.path.isfile(os.path.join(preset, PREPROCESSOR_FILE)):
-            preprocessor.save_assets(preset)
-            with open(os.path.join(preset, PREPROCESSOR_FILE), "w") as f:
-                json.dump(preprocessor.get_config(), f, indent=2)
+            write_preprocessor(preprocessor, preset)  # a backbone's preset has none of its own
         argv = ["export", preset, os.path.abspath(destination), "--format", kind, "--top-k", str(top_k)]
         if not with_preprocessing:
             argv.append("--no-preprocessing")

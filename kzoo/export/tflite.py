@@ -25,9 +25,9 @@ def tflite(model, path, quantize=None, sequence_length=None, top_k=5, with_prepr
     """Write `model` as a `.tflite` file: token ids in (batch, `sequence_length`), the task's outputs out.
 
     The tokenizer is not inside: its ops (tensorflow-text's WordPiece and SentencePiece) are not TFLite
-    built-ins, so the file would need the Flex delegate and custom ops. Tokenize on the host (the model's
-    `preprocessor`, or `TFLiteRunner.encode`) and pad to `sequence_length` (default: the preprocessor's, else the
-    backbone's maximum). `quantize="int8"` stores weights as int8 (dynamic-range quantization: activations stay
+    built-ins, so the file would need the Flex delegate and custom ops. Tokenize on the host with the model's
+    `preprocessor`, to at most `sequence_length` tokens (default: the preprocessor's, else the backbone's
+    maximum); `TFLiteRunner` pads to it. `quantize="int8"` stores weights as int8 (dynamic-range quantization: activations stay
     float, no calibration data needed). Conversion uses built-in ops only. The write is atomic; an existing
     file needs `overwrite=True`.
 
@@ -62,11 +62,10 @@ def tflite(model, path, quantize=None, sequence_length=None, top_k=5, with_prepr
 def convert(model, sequence_length, quantize=None, top_k=5):
     """The TFLite flatbuffer (bytes): Keras' `ExportArchive` writes the id signature as a SavedModel, which
     `TFLiteConverter` turns into built-in ops (Keras' own `format="litert"` also allows Flex TF ops)."""
+    import keras
     import tensorflow as tf
 
     from kzoo.export.saved_model import id_signature
-
-    import keras
 
     archive = keras.export.ExportArchive()
     archive.add_endpoint(SIGNATURE, serving.output_function(model, top_k),

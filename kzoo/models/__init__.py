@@ -13,7 +13,6 @@ from kzoo.models.pretrainers import (AlbertMaskedLM, AlbertPretrainer, BertMaske
                                      DistilBertMaskedLM, Pretrainer)
 
 
-
 def load_preset_folder(directory, **kwargs):
     """The kzoo model saved in `directory` by `save_to_preset`, as the class its `config.json` names (a task
     gets the folder's tokenizer as its preprocessor).

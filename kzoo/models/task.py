@@ -127,13 +127,11 @@ class Task(StringInputsMixin, NamedInputsMixin, keras.Model):
     def save_to_preset(self, directory, overwrite=False, assets=()):
         """Write `config.json` and `model.weights.h5` (and copies of `assets`) to `directory`, atomically; with
         a preprocessor also its tokenizer files and `preprocessor.json`."""
-        def write_preprocessor(staging):
+        def write_own_preprocessor(staging):
             if self.preprocessor is not None:
-                self.preprocessor.save_assets(staging)
-                with open(os.path.join(staging, PREPROCESSOR_FILE), "w") as f:
-                    json.dump(self.preprocessor.get_config(), f, indent=2)
+                write_preprocessor(self.preprocessor, staging)
 
-        preset_io.save_preset(self, directory, overwrite=overwrite, assets=assets, extra=write_preprocessor)
+        preset_io.save_preset(self, directory, overwrite=overwrite, assets=assets, extra=write_own_preprocessor)
 
     def get_config(self):
         return {"backbone": keras.saving.serialize_keras_object(self.backbone), "name": self.name,
@@ -144,6 +142,14 @@ class Task(StringInputsMixin, NamedInputsMixin, keras.Model):
         config = dict(config)
         config["backbone"] = keras.saving.deserialize_keras_object(config["backbone"])
         return cls(**config)
+
+
+def write_preprocessor(preprocessor, directory):
+    """Write a `TextPreprocessor`'s tokenizer files and `preprocessor.json` into a preset folder (what
+    `directory_preprocessor` reads back)."""
+    preprocessor.save_assets(directory)
+    with open(os.path.join(directory, PREPROCESSOR_FILE), "w") as f:
+        json.dump(preprocessor.get_config(), f, indent=2)
 
 
 def directory_preprocessor(directory, sequence_length=None):
