@@ -5,6 +5,8 @@ sides alike. Every process builds the same synthetic masked batches (numpy seed 
 `fit` (which includes compilation), then times one `fit` of --steps steps. Prints tokens per second per side
 and the speed-up kzoo / keras-hub (goal: >= 1.2x), median over rounds, and writes JSON.
 kzoo trains MLM + NSP (its BertPretrainer has the NSP head); keras-hub's BertMaskedLM trains MLM only.
+Both compute the MLM logits at the masked positions only; kzoo also computes its last encoder layer only there
+(and at [CLS] for NSP), which gives the same outputs (tests/test_training.py) for less work.
 
     .venv/bin/python bench/train.py                       # 4 layers x 256, TF and JAX, 32 x 128, 20 steps
     .venv/bin/python bench/train.py --backends jax --steps 50 --rounds 3
@@ -135,7 +137,8 @@ def main():
     print(f"\nfp32 training, batch {args.batch_size} x seq {args.sequence_length}, {args.max_predictions} masked "
           f"positions per row, dropout {args.dropout}, jit_compile={JIT_COMPILE}; median of {args.rounds} "
           f"round(s) of {args.steps} timed steps after {args.warmup_steps} warm-up step(s).\n"
-          "kzoo: BertPretrainer (MLM + NSP); keras-hub: BertMaskedLM (MLM only).\n")
+          "kzoo: BertPretrainer (MLM + NSP; last layer at the masked positions and [CLS] only); "
+          "keras-hub: BertMaskedLM (MLM only).\n")
     print(format_table(headers, rows))
     config = {name: getattr(args, name) for name in WORKER_FLAGS + ("rounds",)}
     config.update(num_layers=4, num_heads=4, hidden_dim=256, intermediate_dim=1024, dtype="float32",

@@ -4,6 +4,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import make_backbone, make_inputs
+from keras.src.models.functional import Functional
 
 from kzoo.models import AlbertPretrainer, BertPretrainer, DistilBertMaskedLM
 
@@ -51,6 +52,42 @@ def test_mlm_loss_ignores_padded_prediction_slots():
     expected = (ce * weights).sum() / weights.sum()
     actual = float(keras.ops.convert_to_numpy(weighted_cross_entropy(labels, logits, weights)))
     assert actual == pytest.approx(expected, rel=1e-5)
+
+
+def _full_graph_twin(model):
+    """The same pretrainer (same weights) run through its whole functional graph: the last layer at every
+    position, then the MLM head's gather (the computation `Pretrainer.call` shortcuts)."""
+    class FullGraph(type(model)):
+        def call(self, inputs, training=None, mask=None):
+            return Functional.call(self, inputs, training=training, mask=mask)
+
+    twin = FullGraph(type(model.backbone).from_config(model.backbone.get_config()))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
+def test_last_layer_at_masked_positions_only_equals_the_full_graph(arch):
+    model = PRETRAINERS[arch](make_backbone(arch))
+    twin = _full_graph_twin(model)
+    x = make_inputs(model.backbone, batch=3, length=10, pad=True)
+    # Position 0 ([CLS]), a repeat, and slots inside the padding (padded prediction slots point there).
+    x["mask_positions"] = np.array([[0, 4, 9], [2, 2, 8], [1, 3, 5]], "int32")
+    fast, full = model(x), twin(x)
+    assert set(fast) == set(full)
+    for key in full:
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(fast[key]), keras.ops.convert_to_numpy(full[key]),
+                                   atol=1e-5, rtol=0, err_msg=key)
+    # Training is the same too: three SGD steps (dropout 0) end at the same weights.
+    x, y, sample_weight = _pretraining_batch(model.backbone, model.pair_task, batch=12)
+    for m in (model, twin):
+        m.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
+        m.fit(x, y, sample_weight=sample_weight, batch_size=4, epochs=1, shuffle=False, verbose=0)
+    changed = 0
+    for fast_weight, full_weight, before in zip(model.get_weights(), twin.get_weights(),
+                                                _full_graph_twin(PRETRAINERS[arch](make_backbone(arch))).get_weights()):
+        np.testing.assert_allclose(fast_weight, full_weight, atol=1e-5, rtol=0)
+        changed += int(np.abs(full_weight - before).max() > 1e-4)
+    assert changed > len(model.get_weights()) // 2  # the steps did move the weights
 
 
 def test_distil_bert_accepts_bare_mask_ids():

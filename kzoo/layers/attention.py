@@ -60,8 +60,9 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         shape = ops.shape(x)
         return ops.reshape(x, (shape[0], shape[1], self.num_heads, self.head_dim))
 
-    def call(self, inputs, padding_mask=None, training=None):
-        query = self._split_heads(self.query_dense(inputs))
+    def call(self, inputs, padding_mask=None, training=None, query_inputs=None):
+        """`query_inputs` (batch, Q, H), default `inputs`: the rows that attend to every row of `inputs`."""
+        query = self._split_heads(self.query_dense(inputs if query_inputs is None else query_inputs))
         key = self._split_heads(self.key_dense(inputs))
         value = self._split_heads(self.value_dense(inputs))
         mask = None

@@ -5,7 +5,7 @@ from keras import ops
 
 from kzoo.layers.activations import get_activation
 from kzoo.layers.embeddings import embedding_table, truncated_normal
-from kzoo.layers.validation import check_ids_in_range
+from kzoo.layers.validation import gather_positions
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -96,11 +96,7 @@ class MaskedLMHead(keras.layers.Layer):
         self.built = True
 
     def call(self, sequence_output, mask_positions=None):
-        x = sequence_output
-        if mask_positions is not None:
-            if isinstance(x.shape[1], int):
-                mask_positions = check_ids_in_range(mask_positions, x.shape[1], "mask_positions")
-            x = ops.take_along_axis(x, ops.cast(mask_positions, "int32")[..., None], axis=1)
+        x = sequence_output if mask_positions is None else gather_positions(sequence_output, mask_positions)
         x = self.layer_norm(self.dense(x))
         kernel = self.decoder_kernel if self.token_embedding is None else embedding_table(self.token_embedding)
         logits = ops.matmul(x, ops.transpose(ops.cast(kernel, x.dtype)))

@@ -5,6 +5,7 @@ import keras
 from kzoo.layers.activations import get_activation
 from kzoo.layers.attention import MultiHeadSelfAttention
 from kzoo.layers.embeddings import truncated_normal
+from kzoo.layers.validation import gather_positions
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -69,9 +70,11 @@ class TransformerBlock(keras.layers.Layer):
         self.output_layer_norm.build(inputs_shape)
         self.built = True
 
-    def call(self, inputs, padding_mask=None, training=None):
-        x = inputs
-        attended = self.attention(x, padding_mask, training=training)
+    def call(self, inputs, padding_mask=None, training=None, query_positions=None):
+        """With `query_positions` (batch, Q), the block's output at those rows only, (batch, Q, H): every
+        step after attention is per position, so the other rows need not be computed."""
+        x = inputs if query_positions is None else gather_positions(inputs, query_positions)
+        attended = self.attention(inputs, padding_mask, training=training, query_inputs=x)
         x = self.attention_layer_norm(x + self.dropout_layer(attended, training=training))
         transformed = self.output_dense(self.intermediate_dense(x))
         return self.output_layer_norm(x + self.dropout_layer(transformed, training=training))
@@ -118,12 +121,17 @@ class _BlockStack(keras.layers.Layer):
             block.build(inputs_shape)
         self.built = True
 
-    def call(self, inputs, padding_mask=None, training=None, return_hidden_states=False):
+    def call(self, inputs, padding_mask=None, training=None, return_hidden_states=False, query_positions=None):
+        """With `query_positions` (batch, Q), the very last block runs at those rows only and the last hidden
+        state is (batch, Q, H): what a pretraining loss reads (the masked tokens and [CLS]) for about a
+        fifth less compute in a 4-layer model."""
         x = inputs
         hidden_states = [x]
         for index in range(self.num_layers):
-            for block in self.blocks_for_layer(index):
-                x = block(x, padding_mask, training=training)
+            blocks = self.blocks_for_layer(index)
+            for inner, block in enumerate(blocks):
+                last = index == self.num_layers - 1 and inner == len(blocks) - 1
+                x = block(x, padding_mask, training=training, query_positions=query_positions if last else None)
             hidden_states.append(x)
         return hidden_states if return_hidden_states else x
 

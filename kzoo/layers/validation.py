@@ -73,3 +73,11 @@ def check_sequence_length(length, limit, what="token_ids"):
         raise ValueError(
             f"{what} has sequence length {length}, longer than max_sequence_length={limit}."
         )
+
+
+def gather_positions(sequence, positions, what="mask_positions"):
+    """`sequence[b, positions[b, p], :]` as (batch, P, features), after checking `positions` against the
+    sequence length when it is static (JAX and XLA would clamp an out-of-range position silently)."""
+    if isinstance(sequence.shape[1], int):
+        positions = check_ids_in_range(positions, sequence.shape[1], what)
+    return ops.take_along_axis(sequence, ops.cast(positions, "int32")[..., None], axis=1)

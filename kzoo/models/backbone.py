@@ -55,6 +55,17 @@ class Backbone(NamedInputsMixin, keras.Model):
     def input_keys(self):
         return ("token_ids", "segment_ids", "padding_mask") if self.uses_segments else ("token_ids", "padding_mask")
 
+    def last_hidden_state_at(self, inputs, positions, training=None):
+        """The last hidden state at `positions` (batch, P) only: (batch, P, H), equal to
+        `self(inputs)["sequence_output"]` gathered there, with the last layer computed at those rows alone.
+
+        A pretraining loss reads the last layer only at the masked tokens and [CLS]; the lower layers still
+        run at every position, because the last layer's keys and values need them. Runs the layers eagerly,
+        outside this functional graph (same weights).
+        """
+        x = self.embedding(inputs["token_ids"], inputs.get("segment_ids"), training=training)
+        return self.encoder(x, inputs["padding_mask"], training=training, query_positions=positions)
+
     def with_hidden_states(self):
         """A model sharing these weights whose outputs add `"hidden_states"` (a list of L + 1 tensors)."""
         if self._hidden_states_model is None:

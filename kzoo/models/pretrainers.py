@@ -1,7 +1,7 @@
 """Pretraining models: MLM (+ NSP for BERT, + SOP for ALBERT), logits only at the masked positions."""
 
 import keras
-from keras import ops
+from keras import ops, tree
 
 from kzoo.layers import MaskedLMHead, NextSentenceHead, SentenceOrderHead
 from kzoo.models.albert import AlbertBackbone
@@ -71,6 +71,22 @@ class Pretrainer(Task):
     @property
     def input_keys(self):
         return tuple(self.backbone.input_keys) + ("mask_positions",)
+
+    def call(self, inputs, training=None, mask=None):
+        """The functional graph's outputs, with the last encoder layer computed only where the heads read
+        it: the masked positions and, for the pair head, [CLS] (`Backbone.last_hidden_state_at`). The lower
+        layers are unchanged; in a 4-layer model this saves about a sixth of the step (bench/train.py)."""
+        if not isinstance(inputs, dict) or any(m is not None for m in tree.flatten(mask)):
+            return super().call(inputs, training=training, mask=mask)
+        inputs = tree.pack_sequence_as(self._inputs_struct, self._standardize_inputs(inputs))
+        positions = inputs["mask_positions"]
+        if self.pair_task is not None:  # row 0 is [CLS], for the pooler
+            positions = ops.concatenate([ops.zeros_like(positions[:, :1]), positions], axis=1)
+        states = self.backbone.last_hidden_state_at(inputs, positions, training=training)
+        if self.pair_task is None:
+            return {"mlm": self.mlm_head(states)}
+        pooled = self.backbone.pooler(states[:, :1])
+        return {"mlm": self.mlm_head(states[:, 1:]), self.pair_task: self.pair_head(pooled)}
 
     def compile(self, optimizer="adamw", loss=None, **kwargs):
         if loss is not None:
