@@ -2,8 +2,8 @@
 
 Each (implementation, backend) runs in its own process, in alternating rounds so that machine noise hits both
 sides alike. Every process builds the same synthetic masked batches (numpy seed 0), runs an untimed warm-up
-`fit` (which includes compilation), then times one `fit` of --steps steps. Prints tokens per second per side
-and the speed-up kzoo / keras-hub (goal: >= 1.2x), median over rounds, and writes JSON.
+`fit` (which includes compilation), then times one `fit` of --steps steps, step by step. Prints tokens per second per side
+(from the median step), the speed-up kzoo / keras-hub (goal: >= 1.2x), median over rounds, and writes JSON.
 kzoo trains MLM + NSP (its BertPretrainer has the NSP head); keras-hub's BertMaskedLM trains MLM only.
 Both compute the MLM logits at the masked positions only; kzoo also computes its last encoder layer only there
 (and at [CLS] for NSP), which gives the same outputs (tests/test_training.py) for less work.
@@ -85,12 +85,36 @@ def worker(impl, args):
     ds = ds.batch(args.batch_size, drop_remainder=True).repeat()
     model = build(impl, args)
     model.fit(ds, steps_per_epoch=args.warmup_steps, epochs=1, verbose=0, shuffle=False)  # compile + warm caches
+    timer = step_timer()
     start = time.perf_counter()
-    model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0, shuffle=False)
+    model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
     seconds = time.perf_counter() - start
-    print(json.dumps({"seconds": seconds, "tokens_per_s": args.batch_size * args.sequence_length * args.steps / seconds,
+    step_seconds = statistics.median(timer.seconds)
+    print(json.dumps({"seconds": seconds, "step_seconds": timer.seconds, "median_step_seconds": step_seconds,
+                      "tokens_per_s": args.batch_size * args.sequence_length / step_seconds,
                       "params": int(model.count_params()), "jit_compile_resolved": bool(model.jit_compile),
                       "keras": keras.__version__}))
+
+
+def step_timer():
+    """A callback timing each training step to its end: reading the loss waits for the (asynchronously
+    dispatched) step. The median step is the measure; on this shared VM whole `fit` calls were seen to stall
+    for seconds at a time, hitting either side at random."""
+    import keras
+
+    class _StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def on_train_batch_begin(self, batch, logs=None):
+            self._start = time.perf_counter()
+
+        def on_train_batch_end(self, batch, logs=None):
+            float(logs["loss"])  # wait for the step
+            self.seconds.append(time.perf_counter() - self._start)
+
+    return _StepTimer()
 
 
 def run_worker(impl, backend, args):
@@ -136,7 +160,7 @@ def main():
         print(format_table(headers, rows[-1:]), flush=True)
     print(f"\nfp32 training, batch {args.batch_size} x seq {args.sequence_length}, {args.max_predictions} masked "
           f"positions per row, dropout {args.dropout}, jit_compile={JIT_COMPILE}; median of {args.rounds} "
-          f"round(s) of {args.steps} timed steps after {args.warmup_steps} warm-up step(s).\n"
+          f"round(s) of the median of {args.steps} timed steps after {args.warmup_steps} warm-up step(s).\n"
           "kzoo: BertPretrainer (MLM + NSP; last layer at the masked positions and [CLS] only); "
           "keras-hub: BertMaskedLM (MLM only).\n")
     print(format_table(headers, rows))

@@ -56,6 +56,8 @@ def main():
     held_out = {task: list(pretraining_dataset(args.corpus, task=task, split="eval", repeat=False, seed=7,
                                                **options).take(args.eval_batches)) for task in ("nsp", "sop")}
 
+    pairs = {task: sum(int(y[task].shape[0]) for _, y, _ in batches) for task, batches in held_out.items()}
+
     def pair_accuracy(model, batches, task):
         correct = total = 0
         for x, y, _ in batches:
@@ -86,11 +88,11 @@ def main():
     rows = [[f"trained with {task.upper()}", f"{results[task]['nsp_accuracy']:.3f}",
              f"{results[task]['sop_accuracy']:.3f}"] for task in ("nsp", "sop")]
     print(f"\nHeld-out pair accuracy, {config.preset}, {args.steps} steps each, batch {args.batch_size} x "
-          f"seq {args.sequence_length}, {keras.backend.backend()} backend ({args.eval_batches * args.batch_size} "
-          f"pairs per task; chance 0.5)")
+          f"seq {args.sequence_length}, {keras.backend.backend()} backend (held out: {pairs['nsp']} NSP pairs, "
+          f"{pairs['sop']} SOP pairs; chance 0.5)")
     print(format_table(["model", "NSP task", "SOP task"], rows))
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"args": vars(args), "backend": keras.backend.backend(), "results": results}, f, indent=2)
+        json.dump({"args": vars(args), "backend": keras.backend.backend(), "held_out_pairs": pairs, "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":

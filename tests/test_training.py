@@ -77,16 +77,18 @@ def test_last_layer_at_masked_positions_only_equals_the_full_graph(arch):
     for key in full:
         np.testing.assert_allclose(keras.ops.convert_to_numpy(fast[key]), keras.ops.convert_to_numpy(full[key]),
                                    atol=1e-5, rtol=0, err_msg=key)
+    if arch != "albert":
+        return  # training: once, on the architecture whose last block is also used by earlier layers
     # Training is the same too: three SGD steps (dropout 0) end at the same weights.
     x, y, sample_weight = _pretraining_batch(model.backbone, model.pair_task, batch=12)
+    before = model.get_weights()
     for m in (model, twin):
         m.compile(optimizer=keras.optimizers.SGD(learning_rate=0.5))
         m.fit(x, y, sample_weight=sample_weight, batch_size=4, epochs=1, shuffle=False, verbose=0)
     changed = 0
-    for fast_weight, full_weight, before in zip(model.get_weights(), twin.get_weights(),
-                                                _full_graph_twin(PRETRAINERS[arch](make_backbone(arch))).get_weights()):
+    for fast_weight, full_weight, initial in zip(model.get_weights(), twin.get_weights(), before):
         np.testing.assert_allclose(fast_weight, full_weight, atol=1e-5, rtol=0)
-        changed += int(np.abs(full_weight - before).max() > 1e-4)
+        changed += int(np.abs(full_weight - initial).max() > 1e-4)
     assert changed > len(model.get_weights()) // 2  # the steps did move the weights
 
 

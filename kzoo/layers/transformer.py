@@ -123,8 +123,7 @@ class _BlockStack(keras.layers.Layer):
 
     def call(self, inputs, padding_mask=None, training=None, return_hidden_states=False, query_positions=None):
         """With `query_positions` (batch, Q), the very last block runs at those rows only and the last hidden
-        state is (batch, Q, H): what a pretraining loss reads (the masked tokens and [CLS]) for about a
-        fifth less compute in a 4-layer model."""
+        state is (batch, Q, H): all a pretraining loss reads (the masked tokens and [CLS]), for less work."""
         x = inputs
         hidden_states = [x]
         for index in range(self.num_layers):

@@ -60,8 +60,8 @@ class Backbone(NamedInputsMixin, keras.Model):
         `self(inputs)["sequence_output"]` gathered there, with the last layer computed at those rows alone.
 
         A pretraining loss reads the last layer only at the masked tokens and [CLS]; the lower layers still
-        run at every position, because the last layer's keys and values need them. Runs the layers eagerly,
-        outside this functional graph (same weights).
+        run at every position, because the last layer's keys and values need them. Calls the layers directly,
+        not through this functional graph (same weights).
         """
         x = self.embedding(inputs["token_ids"], inputs.get("segment_ids"), training=training)
         return self.encoder(x, inputs["padding_mask"], training=training, query_positions=positions)

@@ -75,7 +75,7 @@ class Pretrainer(Task):
     def call(self, inputs, training=None, mask=None):
         """The functional graph's outputs, with the last encoder layer computed only where the heads read
         it: the masked positions and, for the pair head, [CLS] (`Backbone.last_hidden_state_at`). The lower
-        layers are unchanged; in a 4-layer model this saves about a sixth of the step (bench/train.py)."""
+        layers are unchanged. This is kzoo's lead over keras-hub in bench/train.py (4 layers: 1.2x on JAX)."""
         if not isinstance(inputs, dict) or any(m is not None for m in tree.flatten(mask)):
             return super().call(inputs, training=training, mask=mask)
         inputs = tree.pack_sequence_as(self._inputs_struct, self._standardize_inputs(inputs))
