@@ -2,8 +2,9 @@
 
 Each (implementation, backend) runs in its own process, in alternating rounds so that machine noise hits both
 sides alike. Every process builds the same synthetic masked batches (numpy seed 0), runs an untimed warm-up
-`fit` (which includes compilation), then times one `fit` of --steps steps, step by step. Prints tokens per second per side
-(from the median step), the speed-up kzoo / keras-hub (goal: >= 1.2x), median over rounds, and writes JSON.
+`fit` (which includes compilation), then times one `fit` of --steps steps, step by step. Prints tokens per
+second per side (from the median step), the speed-up kzoo / keras-hub (goal: >= 1.2x), median over rounds,
+and writes JSON.
 kzoo trains MLM + NSP (its BertPretrainer has the NSP head); keras-hub's BertMaskedLM trains MLM only.
 Both compute the MLM logits at the masked positions only; kzoo also computes its last encoder layer only there
 (and at [CLS] for NSP), which gives the same outputs (tests/test_training.py) for less work.
