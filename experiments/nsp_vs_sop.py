@@ -92,7 +92,8 @@ def main():
           f"{pairs['sop']} SOP pairs; chance 0.5)")
     print(format_table(["model", "NSP task", "SOP task"], rows))
     with open(os.path.join(args.out, "results.json"), "w") as f:
-        json.dump({"args": vars(args), "backend": keras.backend.backend(), "held_out_pairs": pairs, "results": results}, f, indent=2)
+        json.dump({"args": vars(args), "backend": keras.backend.backend(), "held_out_pairs": pairs,
+                   "results": results}, f, indent=2)
 
 
 if __name__ == "__main__":

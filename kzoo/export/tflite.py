@@ -27,9 +27,9 @@ def tflite(model, path, quantize=None, sequence_length=None, top_k=5, with_prepr
     The tokenizer is not inside: its ops (tensorflow-text's WordPiece and SentencePiece) are not TFLite
     built-ins, so the file would need the Flex delegate and custom ops. Tokenize on the host with the model's
     `preprocessor`, to at most `sequence_length` tokens (default: the preprocessor's, else the backbone's
-    maximum); `TFLiteRunner` pads to it. `quantize="int8"` stores weights as int8 (dynamic-range quantization: activations stay
-    float, no calibration data needed). Conversion uses built-in ops only. The write is atomic; an existing
-    file needs `overwrite=True`.
+    maximum); `TFLiteRunner` pads to it. `quantize="int8"` stores weights as int8 (dynamic-range
+    quantization: activations stay float, no calibration data needed). Conversion uses built-in ops only.
+    The write is atomic; an existing file needs `overwrite=True`.
 
     Example:
         kzoo.export.tflite(classifier, "saved_models/sentiment.tflite", quantize="int8")
