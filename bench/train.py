@@ -86,7 +86,7 @@ def worker(impl, args):
     ds = ds.batch(args.batch_size, drop_remainder=True).repeat()
     model = build(impl, args)
     model.fit(ds, steps_per_epoch=args.warmup_steps, epochs=1, verbose=0, shuffle=False)  # compile + warm caches
-    timer = step_timer()
+    timer = workers.step_timer()
     start = time.perf_counter()
     model.fit(ds, steps_per_epoch=args.steps, epochs=1, verbose=0, shuffle=False, callbacks=[timer])
     seconds = time.perf_counter() - start
@@ -95,27 +95,6 @@ def worker(impl, args):
                       "tokens_per_s": args.batch_size * args.sequence_length / step_seconds,
                       "params": int(model.count_params()), "jit_compile_resolved": bool(model.jit_compile),
                       "keras": keras.__version__}))
-
-
-def step_timer():
-    """A callback timing each training step to its end: reading the loss waits for the (asynchronously
-    dispatched) step. The median step is the measure; on this shared VM whole `fit` calls were seen to stall
-    for seconds at a time, hitting either side at random."""
-    import keras
-
-    class _StepTimer(keras.callbacks.Callback):
-        def __init__(self):
-            super().__init__()
-            self.seconds = []
-
-        def on_train_batch_begin(self, batch, logs=None):
-            self._start = time.perf_counter()
-
-        def on_train_batch_end(self, batch, logs=None):
-            float(logs["loss"])  # wait for the step
-            self.seconds.append(time.perf_counter() - self._start)
-
-    return _StepTimer()
 
 
 def run_worker(impl, backend, args):

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
@@ -15,6 +16,30 @@ def run_worker(script, backend, arguments, label):
     if result.returncode != 0:
         raise RuntimeError(f"{label} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def step_timer():
+    """A callback timing each `fit` or `predict` batch to its end (reading a result waits for the asynchronously
+    dispatched step); the median of `.seconds` is the measure. On this shared VM whole `fit` calls were seen to
+    stall for seconds at a time (a 10-step fit took exactly 20.5 s again and again), hitting either side."""
+    import keras
+
+    class StepTimer(keras.callbacks.Callback):
+        def __init__(self):
+            super().__init__()
+            self.seconds = []
+
+        def _begin(self, batch, logs=None):
+            self._start = time.perf_counter()
+
+        def _end(self, batch, logs=None):
+            keras.ops.convert_to_numpy(keras.tree.flatten(logs)[0])  # wait for the step
+            self.seconds.append(time.perf_counter() - self._start)
+
+        on_train_batch_begin = on_predict_batch_begin = _begin
+        on_train_batch_end = on_predict_batch_end = _end
+
+    return StepTimer()
 
 
 def write_results(results, path):

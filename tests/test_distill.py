@@ -160,16 +160,52 @@ def test_alpha_one_trains_exactly_like_plain_training():
     assert not _weights_equal(plain.get_weights(), weights)
 
 
+def _mlm_batch(backbone, batch=16, length=12, predictions=3):
+    rng = np.random.default_rng(0)
+    x = _padded_inputs(backbone, batch, length)
+    x["mask_positions"] = np.stack([rng.choice(5, predictions, replace=False) + 1
+                                    for _ in range(batch)]).astype("int32")
+    mask_ids = np.take_along_axis(x["token_ids"], x["mask_positions"], axis=1)
+    mask_weights = np.ones((batch, predictions), "float32")
+    mask_weights[:, -1] = 0.0  # an unused prediction slot
+    return x, mask_ids, mask_weights
+
+
+def test_alpha_one_mlm_trains_exactly_like_plain_pretraining():
+    """The MLM student inside a Distiller without a cosine loss takes the same step as its own `fit` (which
+    computes the last layer at the masked positions only); the forward equals the full graph's."""
+    teacher = BertPretrainer(make_backbone("bert", num_layers=3, dropout=0.1))
+    x, mask_ids, mask_weights = _mlm_batch(teacher.backbone)
+    student_x = {k: v for k, v in x.items() if k != "segment_ids"}
+    weights = DistilBertMaskedLM(student_backbone(teacher, 2, "distil_bert")).get_weights()
+
+    def fresh_student():
+        keras.utils.set_random_seed(7)  # the same dropout seeds for both students
+        model = DistilBertMaskedLM(student_backbone(teacher, 2, "distil_bert"))
+        model.set_weights(weights)
+        return model
+
+    plain = fresh_student()
+    plain.compile(optimizer=keras.optimizers.SGD(0.1))
+    plain.fit(student_x, mask_ids, sample_weight=mask_weights, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    distilled = fresh_student()
+    distiller = Distiller(distilled, teacher, alpha=1.0)
+    full = distiller._views.student({k: keras.ops.convert_to_tensor(v) for k, v in student_x.items()})["outputs"]
+    fast = distiller.student_forward(x)["outputs"]
+    np.testing.assert_allclose(keras.ops.convert_to_numpy(fast["mlm"]), keras.ops.convert_to_numpy(full["mlm"]),
+                               rtol=0, atol=1e-5)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+    distiller.fit(x, mask_ids, sample_weight=mask_weights, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    for a, b in zip(plain.get_weights(), distilled.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
+    assert not _weights_equal(plain.get_weights(), weights)
+
+
 def test_mlm_distillation_bert_to_distilbert_triple_loss():
     teacher = BertPretrainer(make_backbone("bert", num_layers=4, dropout=0.1))
     student = DistilBertMaskedLM(student_backbone(teacher, 2, "distil_bert"))
     init_student(student, teacher)
-    rng = np.random.default_rng(0)
-    x = _padded_inputs(teacher.backbone, 16, 12)
-    x["mask_positions"] = np.stack([rng.choice(5, 3, replace=False) + 1 for _ in range(16)]).astype("int32")
-    mask_ids = np.take_along_axis(x["token_ids"], x["mask_positions"], axis=1)
-    mask_weights = np.ones((16, 3), "float32")
-    mask_weights[:, 2] = 0.0  # an unused prediction slot
+    x, mask_ids, mask_weights = _mlm_batch(teacher.backbone)
     for positions in ("masked", "all"):
         distiller = Distiller(student, teacher, mlm_kd_positions=positions, **DISTILBERT_LOSS_WEIGHTS)
         distiller.compile(optimizer=keras.optimizers.Adam(1e-3))
@@ -309,6 +345,9 @@ def test_distill_command_teacher_to_student_with_baseline(tmp_path, preprocessor
     assert metrics["accuracy_ratio"] == pytest.approx(metrics["distilled"]["accuracy"] / metrics["teacher"]["accuracy"])
     assert metrics["distilled"]["encoder_parameters"] < metrics["teacher"]["encoder_parameters"]
     assert {"hard_labels", "speedup_same_batch"} <= set(metrics)
+    paired = metrics["distilled_vs_hard_labels"]  # scored on the same test rows as the two accuracies
+    assert paired["difference"] == pytest.approx(metrics["distilled"]["accuracy"] - metrics["hard_labels"]["accuracy"])
+    assert paired["interval_95"][0] <= paired["difference"] <= paired["interval_95"][1]
     assert (teacher_dir / "model.weights.h5").read_bytes() == teacher_bytes
     student = TextClassifier.from_preset(str(tmp_path / "student" / "best"))
     assert student.backbone.num_layers == 2 and student.preprocessor is not None

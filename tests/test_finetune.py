@@ -7,7 +7,7 @@ from conftest import make_backbone
 from kzoo.data.task_inputs import BucketedBatches, TextPreprocessor
 from kzoo.data.tokenizers import load_wordpiece
 from kzoo.models import TextClassifier
-from kzoo.train.labelled_data import classification_scores, split_rows
+from kzoo.train.labelled_data import classification_scores, paired_accuracy_difference, split_rows
 
 WORDS = ["good", "great", "fine", "nice", "bad", "awful", "poor", "sad", "the", "movie", "was", "very", "a", "day"]
 
@@ -117,6 +117,26 @@ def test_scores_and_split():
     train, test = split_rows(rows, 0.2, seed=3)
     assert len(test) == 20 and sorted(r["i"] for r in train + test) == list(range(100))
     assert split_rows(rows, 0.2, seed=3)[1] == test
+
+
+def test_paired_accuracy_difference_against_scipy_and_bootstrap_coverage():
+    stats = pytest.importorskip("scipy.stats")
+    rng = np.random.default_rng(4)
+    truth_a, truth_b = rng.random(3000) < 0.90, rng.random(3000) < 0.87
+    paired = paired_accuracy_difference(truth_a, truth_b, rounds=4000)
+    assert paired["difference"] == pytest.approx(truth_a.mean() - truth_b.mean())
+    assert paired["only_a_right"] == np.sum(truth_a & ~truth_b) and paired["only_b_right"] == np.sum(~truth_a & truth_b)
+    exact = stats.binomtest(paired["only_a_right"], paired["only_a_right"] + paired["only_b_right"]).pvalue
+    assert paired["mcnemar_p"] == pytest.approx(exact, rel=1e-9)
+    # The paired bootstrap's interval has the width of the normal one for a mean of the per-example differences.
+    gain = truth_a.astype(float) - truth_b
+    normal = 1.96 * gain.std(ddof=1) / np.sqrt(gain.size)
+    low, high = paired["interval_95"]
+    assert (high - low) / 2 == pytest.approx(normal, rel=0.1)
+    same = paired_accuracy_difference(truth_a, truth_a)
+    assert same["difference"] == 0 and same["mcnemar_p"] == 1.0 and same["interval_95"] == [0.0, 0.0]
+    with pytest.raises(ValueError, match="equal-length"):
+        paired_accuracy_difference(truth_a, truth_b[:10])
 
 
 def test_finetune_command_reports_held_out_scores(tmp_path, preprocessor):

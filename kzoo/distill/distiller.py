@@ -119,13 +119,21 @@ class Distiller(StringInputsMixin, keras.Model):
             x["mask_positions"] = ops.broadcast_to(ops.arange(length, dtype="int32")[None, :], (batch, length))
         return {key: x[key] for key in model.input_keys}
 
+    def _forward(self, model, view, x, training):
+        """`{"outputs"(, "sequence_output")}`. Without a cosine loss nothing reads the hidden states, so the
+        model runs its own `call`: a pretrainer's then computes its last layer at the masked positions only."""
+        inputs = self._inputs_for(model, x)
+        if self.cosine_weight:
+            return view(inputs, training=training)
+        return {"outputs": model(inputs, training=training)}
+
     def teacher_forward(self, x):
-        """The teacher's outputs and last hidden states, in inference mode and cut from the gradient."""
-        out = self._views.teacher(self._inputs_for(self.teacher, x), training=False)
+        """The teacher's outputs (and last hidden states), in inference mode and cut from the gradient."""
+        out = self._forward(self.teacher, self._views.teacher, x, training=False)
         return keras.tree.map_structure(ops.stop_gradient, out)
 
     def student_forward(self, x, training=False):
-        return self._views.student(self._inputs_for(self.student, x), training=training)
+        return self._forward(self.student, self._views.student, x, training)
 
     def call(self, inputs, training=None):
         return self.student({key: inputs[key] for key in self.student.input_keys}, training=training)

@@ -15,6 +15,7 @@ import time
 import numpy as np
 
 from kzoo.train.finetune import FinetuneConfig, start_run, timed_predictions
+from kzoo.train.labelled_data import paired_accuracy_difference
 
 
 @dataclasses.dataclass
@@ -48,6 +49,14 @@ def _forward_seconds(model, inputs, repeats):
         keras.ops.convert_to_numpy(model.predict_on_batch(inputs))
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def _correct(predicted, truth):
+    """Per-unit 0/1 correctness: per example (classify) or per word (tokens: lists of tags; words truncated away
+    count as wrong, as in the task's score)."""
+    if truth and isinstance(truth[0], (list, tuple)):
+        return [i < len(ps) and ps[i] == t for ps, ts in zip(predicted, truth) for i, t in enumerate(ts)]
+    return [p == t for p, t in zip(predicted, truth)]
 
 
 def _make_student(config, teacher):
@@ -112,9 +121,10 @@ def distill(config, report=print):
         models["hard_labels"] = baseline
 
     batch = teacher.text_batches(test_x[:config.speed_batch_size], batch_size=config.speed_batch_size)[0][0]
-    results = {}
+    results, correct = {}, {}
     for name, model in models.items():
         predicted, seconds = timed_predictions(task, model, test_x, config.batch_size)
+        correct[name] = _correct(predicted, test_y)
         results[name] = {**task.score(predicted, test_y, train_y, label_names), "predict_seconds": seconds,
                          "encoder_parameters": model.backbone.count_params(),
                          "layer_parameters": sum(b.count_params() for b in model.backbone.encoder.unique_blocks),
@@ -134,6 +144,8 @@ def distill(config, report=print):
         "speed_batch": {"size": int(batch["token_ids"].shape[0]), "width": int(batch["token_ids"].shape[1])},
         **{name: scores for name, scores in results.items()},
     }
+    if "hard_labels" in correct:
+        summary["distilled_vs_hard_labels"] = paired_accuracy_difference(correct["distilled"], correct["hard_labels"])
     with atomic_file(metrics_path) as f:
         json.dump(summary, f, indent=2)
     rows = [[name, f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}", f"{s['encoder_parameters']:,}",
@@ -144,5 +156,11 @@ def distill(config, report=print):
     report(f"student/teacher accuracy {summary['accuracy_ratio']:.1%}, encoder parameters "
            f"{summary['encoder_parameter_ratio']:.1%}, {summary['speedup_same_batch']:.2f}× faster on one batch of "
            f"{summary['speed_batch']['size']}×{summary['speed_batch']['width']} tokens")
+    if "distilled_vs_hard_labels" in summary:
+        paired = summary["distilled_vs_hard_labels"]
+        report(f"distilled − hard labels: {paired['difference']:+.4f} accuracy, 95% interval "
+               f"[{paired['interval_95'][0]:+.4f}, {paired['interval_95'][1]:+.4f}] (paired bootstrap), "
+               f"McNemar p = {paired['mcnemar_p']:.3f} ({paired['only_a_right']} vs {paired['only_b_right']} "
+               "examples only one of them gets right)")
     report(f"student in {os.path.join(config.out, 'best')}, metrics in {metrics_path}")
     return summary

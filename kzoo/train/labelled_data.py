@@ -8,6 +8,7 @@ Examples:
 import csv
 import io
 import json
+import math
 import operator
 import os
 import re
@@ -110,6 +111,28 @@ def classification_scores(labels, predictions, num_classes, majority_class):
             "macro_f1": float(np.mean([f1[c] for c in present])),
             "majority_baseline": float(np.mean(labels == majority_class)),
             "per_class_f1": [float(v) for v in f1]}
+
+
+def paired_accuracy_difference(correct_a, correct_b, rounds=10000, seed=0):
+    """How sure is "A beats B" when both were scored on the same examples? `correct_*`: per-example 0/1.
+
+    Returns the accuracy difference A − B, its 95% interval from a paired bootstrap over the examples, and the
+    exact two-sided McNemar p-value (a binomial test on the examples exactly one of the two gets right).
+    Written here because it is a few lines and kzoo does not depend on scipy.
+    """
+    a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
+    if a.shape != b.shape or a.ndim != 1 or not a.size:
+        raise ValueError(f"correct_a and correct_b must be equal-length, non-empty 1-D; got {a.shape}, {b.shape}.")
+    gain = a.astype("float64") - b
+    rng = np.random.default_rng(seed)
+    means = np.concatenate([gain[rng.integers(0, a.size, (min(500, rounds - start), a.size))].mean(axis=1)
+                            for start in range(0, rounds, 500)])  # 500 resamples at a time bounds the memory
+    low, high = np.percentile(means, [2.5, 97.5])
+    only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
+    discordant, fewer = only_a + only_b, min(only_a, only_b)
+    tail = sum(math.comb(discordant, k) for k in range(fewer + 1)) / 2.0 ** discordant if discordant else 1.0
+    return {"difference": float(gain.mean()), "interval_95": [float(low), float(high)],
+            "only_a_right": only_a, "only_b_right": only_b, "mcnemar_p": min(1.0, 2 * tail)}
 
 
 def tweets_csv():
