@@ -190,7 +190,7 @@ def test_alpha_one_mlm_trains_exactly_like_plain_pretraining():
     plain.fit(student_x, mask_ids, sample_weight=mask_weights, batch_size=8, epochs=2, shuffle=False, verbose=0)
     distilled = fresh_student()
     distiller = Distiller(distilled, teacher, alpha=1.0)
-    full = distiller._views.student({k: keras.ops.convert_to_tensor(v) for k, v in student_x.items()})["outputs"]
+    full = distilled.feature_model()({k: keras.ops.convert_to_tensor(v) for k, v in student_x.items()})["outputs"]
     fast = distiller.student_forward(x)["outputs"]
     np.testing.assert_allclose(keras.ops.convert_to_numpy(fast["mlm"]), keras.ops.convert_to_numpy(full["mlm"]),
                                rtol=0, atol=1e-5)

@@ -11,12 +11,21 @@ from kzoo.models.string_inputs import StringInputsMixin
 DISTILBERT_LOSS_WEIGHTS = {"temperature": 2.0, "kd_weight": 5.0, "alpha": 2.0, "cosine_weight": 1.0}
 
 
-class _FeatureModels:
-    """Plain holder (Keras does not track into it): the student's and teacher's feature views, which share
-    their weights and so must not be tracked, saved or counted twice."""
+class _Forwards:
+    """Plain holder (Keras does not track into it) of how the student and the teacher run, each returning
+    `{"outputs"(, "sequence_output")}`. With hidden states: their feature views, which share their weights and
+    so must not be tracked, saved or counted twice. Without: their own `call`, where a pretrainer computes its
+    last layer at the masked positions only."""
 
-    def __init__(self, student, teacher):
-        self.student, self.teacher = student.feature_model(), teacher.feature_model()
+    def __init__(self, student, teacher, hidden_states):
+        if hidden_states:
+            self.student, self.teacher = student.feature_model(), teacher.feature_model()
+        else:
+            self.student, self.teacher = _outputs_only(student), _outputs_only(teacher)
+
+
+def _outputs_only(model):
+    return lambda inputs, training=None: {"outputs": model(inputs, training=training)}
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -78,7 +87,7 @@ class Distiller(StringInputsMixin, keras.Model):
         teacher.trainable = False
         self.student = student
         self.teacher = teacher
-        self._views = _FeatureModels(student, teacher)
+        self._forwards = _Forwards(student, teacher, hidden_states=bool(self.cosine_weight))  # only cosine reads them
         self._hard_loss = None if isinstance(student, Pretrainer) else student.default_loss()
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
@@ -119,21 +128,13 @@ class Distiller(StringInputsMixin, keras.Model):
             x["mask_positions"] = ops.broadcast_to(ops.arange(length, dtype="int32")[None, :], (batch, length))
         return {key: x[key] for key in model.input_keys}
 
-    def _forward(self, model, view, x, training):
-        """`{"outputs"(, "sequence_output")}`. Without a cosine loss nothing reads the hidden states, so the
-        model runs its own `call`: a pretrainer's then computes its last layer at the masked positions only."""
-        inputs = self._inputs_for(model, x)
-        if self.cosine_weight:
-            return view(inputs, training=training)
-        return {"outputs": model(inputs, training=training)}
-
     def teacher_forward(self, x):
         """The teacher's outputs (and last hidden states), in inference mode and cut from the gradient."""
-        out = self._forward(self.teacher, self._views.teacher, x, training=False)
+        out = self._forwards.teacher(self._inputs_for(self.teacher, x), training=False)
         return keras.tree.map_structure(ops.stop_gradient, out)
 
     def student_forward(self, x, training=False):
-        return self._forward(self.student, self._views.student, x, training)
+        return self._forwards.student(self._inputs_for(self.student, x), training=training)
 
     def call(self, inputs, training=None):
         return self.student({key: inputs[key] for key in self.student.input_keys}, training=training)

@@ -51,14 +51,6 @@ def _forward_seconds(model, inputs, repeats):
     return float(np.median(times))
 
 
-def _correct(predicted, truth):
-    """Per-unit 0/1 correctness: per example (classify) or per word (tokens: lists of tags; words truncated away
-    count as wrong, as in the task's score)."""
-    if truth and isinstance(truth[0], (list, tuple)):
-        return [i < len(ps) and ps[i] == t for ps, ts in zip(predicted, truth) for i, t in enumerate(ts)]
-    return [p == t for p, t in zip(predicted, truth)]
-
-
 def _make_student(config, teacher):
     from kzoo.distill import init_student, student_backbone
 
@@ -124,7 +116,7 @@ def distill(config, report=print):
     results, correct = {}, {}
     for name, model in models.items():
         predicted, seconds = timed_predictions(task, model, test_x, config.batch_size)
-        correct[name] = _correct(predicted, test_y)
+        correct[name] = task.correct(predicted, test_y)
         results[name] = {**task.score(predicted, test_y, train_y, label_names), "predict_seconds": seconds,
                          "encoder_parameters": model.backbone.count_params(),
                          "layer_parameters": sum(b.count_params() for b in model.backbone.encoder.unique_blocks),

@@ -41,6 +41,10 @@ class ClassifyTask:
     def predict(self, model, x, batch_size):
         return model.predict_labels(x, batch_size=batch_size)
 
+    def correct(self, predicted, truth):
+        """Per-example 0/1 correctness (what `accuracy` averages), for paired comparisons of two models."""
+        return [p == t for p, t in zip(predicted, truth)]
+
     def score(self, predicted, truth, train_labels, label_names):
         index = {name: i for i, name in enumerate(label_names)}
         majority = index[collections.Counter(train_labels).most_common(1)[0][0]]
@@ -72,10 +76,17 @@ class TokensTask(ClassifyTask):
     def held_out_labels(self, labels):
         return {tag for tags in labels for tag in tags}
 
+    @staticmethod
+    def _per_word(rows):
+        return [tag for tags in rows for tag in tags]
+
+    def correct(self, predicted, truth):
+        """Per word (a word truncated away is predicted None: wrong)."""
+        return super().correct(self._per_word(predicted), self._per_word(truth))
+
     def score(self, predicted, truth, train_labels, label_names):
         """Per word (words truncated away count as wrong)."""
-        flat_train = [tag for tags in train_labels for tag in tags]
-        return super().score([p for row in predicted for p in row], [t for row in truth for t in row], flat_train,
+        return super().score(self._per_word(predicted), self._per_word(truth), self._per_word(train_labels),
                              label_names)
 
 
