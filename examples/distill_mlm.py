@@ -35,6 +35,9 @@ def main():
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--eval-batches", type=int, default=20)
+    parser.add_argument("--kd-positions", choices=["masked", "all"], default="masked",
+                        help="KD on the MLM logits at the masked positions, or at every non-padding token (as "
+                             "Hugging Face's DistilBERT script does by default)")
     args = parser.parse_args()
 
     import keras
@@ -44,6 +47,7 @@ def main():
     from kzoo.data.tokenizers import load_wordpiece
     from kzoo.distill import DISTILBERT_LOSS_WEIGHTS, Distiller, init_student, student_backbone
     from kzoo.models import BertPretrainer, DistilBertMaskedLM
+    from kzoo.train.labelled_data import paired_accuracy_difference
     from kzoo.train.optim import make_optimizer
     from kzoo.train.pretrain import PretrainConfig, pretrain, unigram_baseline
 
@@ -61,14 +65,17 @@ def main():
     tokenizer = load_wordpiece(os.path.join(teacher_dir, "vocab.txt"))
     data = dict(tokenizer=tokenizer, task=ARCH_TASKS["distil_bert"], sequence_length=args.sequence_length,
                 batch_size=args.batch_size, masking="token", holdout_every=20, segments=False)
+    # tf.data's seeded ops pair their seed with TF's global seed: set it first, so the held-out masks are the same
+    # whether or not this process pretrained the teacher (and on every backend).
+    keras.utils.set_random_seed(0)
     held_out = pretraining_dataset(args.corpus, seed=1, split="eval", repeat=False, **data)
     held_out = held_out.take(args.eval_batches).cache()
     held_out = held_out.apply(tf.data.experimental.assert_cardinality(sum(1 for _ in held_out)))
 
-    keras.utils.set_random_seed(0)
     start_weights = None
     results = {"backend": keras.backend.backend(), "steps": args.steps, "corpus": args.corpus,
-               "unigram_baseline": unigram_baseline(held_out)}
+               "kd_positions": args.kd_positions, "unigram_baseline": unigram_baseline(held_out)}
+    correct = {}
     teacher.compile(optimizer="adamw")  # evaluate needs a compiled model; the teacher never trains here
     # The student's data has no token types; the teacher reads them as all 0, as the Distiller feeds it.
     # Its NSP head is not scored (no sentence pairs here): NSP targets 0 with weight 0.
@@ -87,7 +94,8 @@ def main():
             start_weights = student.get_weights()
         student.set_weights(start_weights)
         optimizer = make_optimizer("adamw", args.learning_rate, args.steps, args.steps // 10)
-        model = Distiller(student, teacher, **DISTILBERT_LOSS_WEIGHTS) if run == "distilled" else student
+        model = Distiller(student, teacher, **DISTILBERT_LOSS_WEIGHTS, mlm_kd_positions=args.kd_positions) \
+            if run == "distilled" else student
         model.compile(optimizer=optimizer)
         train = pretraining_dataset(args.corpus, seed=0, **data)
         began = time.perf_counter()
@@ -97,6 +105,9 @@ def main():
         scores = student.evaluate(held_out, return_dict=True, verbose=0)
         results[run] = {"mlm_accuracy": float(scores["mlm_accuracy"]), "mlm_loss": float(scores["mlm_loss"]),
                         "train_seconds": time.perf_counter() - began, "teacher_layers": layers}
+        correct[run] = masked_token_correctness(student, held_out)
+    # Both students predict the same held-out masked tokens: a paired test says whether the gap is real.
+    results["distilled_vs_alone"] = paired_accuracy_difference(correct["distilled"], correct["alone"])
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "distill_mlm.json"), "w") as f:
         json.dump(results, f, indent=2)
@@ -104,6 +115,23 @@ def main():
           f"{results['teacher']['mlm_accuracy']:.4f}, student distilled {results['distilled']['mlm_accuracy']:.4f}, "
           f"student alone {results['alone']['mlm_accuracy']:.4f}, unigram baseline "
           f"{results['unigram_baseline']:.4f}")
+    paired = results["distilled_vs_alone"]
+    print(f"distilled − alone on the same {len(correct['alone']):,} masked tokens: {paired['difference']:+.4f}, 95% "
+          f"interval [{paired['interval_95'][0]:+.4f}, {paired['interval_95'][1]:+.4f}], McNemar p = "
+          f"{paired['mcnemar_p']:.3g}")
+
+
+def masked_token_correctness(student, batches):
+    """0/1 per real masked token of the tf.data `batches` (x, y, weights): is the student's top prediction the token?"""
+    import numpy as np
+
+    correct = []
+    for x, y, weights in batches.as_numpy_iterator():
+        predicted = np.asarray(student.predict_on_batch(x)["mlm"]).argmax(-1)
+        real = np.asarray(weights["mlm"] if isinstance(weights, dict) else weights) > 0
+        labels = np.asarray(y["mlm"] if isinstance(y, dict) else y)
+        correct.append((predicted == labels)[real])
+    return np.concatenate(correct)
 
 
 if __name__ == "__main__":

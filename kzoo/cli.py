@@ -284,7 +284,8 @@ def _distill(args):
         sequence_length=args.sequence_length, max_train_examples=args.max_train_examples,
         max_test_examples=args.max_test_examples, student_layers=args.student_layers,
         student_arch=args.student_arch, temperature=args.temperature, alpha=args.alpha, kd_weight=args.kd_weight,
-        hard_label_baseline=args.hard_label_baseline, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
+        hard_label_baseline=args.hard_label_baseline, transfer_data=args.transfer_data,
+        transfer_where=args.transfer_where, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
     distill(config)
 
 
@@ -435,6 +436,10 @@ def build_parser():
     distill.add_argument("--learning-rate", type=float, default=1e-4)
     distill.add_argument("--hard-label-baseline", action="store_true",
                          help="also train the same student on the labels alone, for comparison")
+    distill.add_argument("--transfer-where", help="also distil on the rows of the data satisfying FIELD OP NUMBER "
+                         "(e.g. 'confidence<0.8') as unlabelled examples: the teacher's soft labels only")
+    distill.add_argument("--transfer-data", help="a .csv/.jsonl of unlabelled texts (the --text-field) to distil on "
+                         "as well; with --transfer-where, its rows satisfying that")
     distill.set_defaults(func=_distill)
 
     export = commands.add_parser(

@@ -9,8 +9,8 @@ import pytest
 from conftest import VOCAB, make_backbone, make_inputs, run_python
 from test_finetune import WORDS, preprocessor, sentiment_texts  # noqa: F401 (a fixture)
 
-from kzoo.distill import (DISTILBERT_LOSS_WEIGHTS, Distiller, cosine_loss, init_student, kd_loss, spread_layers,
-                          student_backbone)
+from kzoo.distill import (DISTILBERT_LOSS_WEIGHTS, UNLABELLED, Distiller, cosine_loss, init_student, kd_loss,
+                          spread_layers, student_backbone)
 from kzoo.models import (BertBackbone, BertPretrainer, DistilBertBackbone, DistilBertMaskedLM, TextClassifier,
                          TokenClassifier)
 
@@ -158,6 +158,64 @@ def test_alpha_one_trains_exactly_like_plain_training():
     for a, b in zip(plain.get_weights(), distilled.get_weights()):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
     assert not _weights_equal(plain.get_weights(), weights)
+
+
+def test_transfer_set_keeps_rows_that_match_and_drops_held_out_texts(tmp_path):
+    import json
+
+    from kzoo.train.distill_run import DistillConfig, transfer_set
+
+    rows = [{"text": "a", "p": "x", "c": 0.5}, {"text": "b", "p": "y", "c": 0.9}, {"text": "c", "p": "z", "c": 0.1},
+            {"text": "d", "p": "w", "c": 0.3}, {"text": "d", "p": "v", "c": 0.3}]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    config = DistillConfig(task="classify", data=str(data), source="-", out="-", transfer_where="c<0.8")
+    assert transfer_set(config, [["c"], ["x"]], report=lambda _: None) == ["a", "d", "d"]  # "b" fails the where
+    paired = DistillConfig(task="classify", data=str(data), source="-", out="-", pair_field="p", transfer_where="c<0.8")
+    assert transfer_set(paired, [(["d"], ["w"])], report=lambda _: None) == (["a", "c", "d"], ["x", "z", "v"])
+    with pytest.raises(ValueError, match="No transfer-set row"):
+        transfer_set(config, [["a", "c", "d"]], report=lambda _: None)
+    with pytest.raises(ValueError, match="transfer set .* is for classify"):
+        DistillConfig(task="tokens", data=str(data), source="-", out="-", transfer_where="c<0.8")
+
+
+def test_unlabelled_rows_learn_from_the_teacher_alone(preprocessor):
+    """A transfer set: rows labelled UNLABELLED add KD and no hard-label loss, against a numpy reference."""
+    student, teacher = _classifier_pair(dropout=0.0)
+    x, y = _classification_data()
+    y = np.where(np.arange(len(y)) % 3 == 0, UNLABELLED, y).astype("int32")
+    distiller = Distiller(student, teacher, temperature=2.0, alpha=0.4, kd_weight=0.6)
+    rng = np.random.default_rng(0)
+    s, t = rng.normal(0, 2, (2, len(y), 3))  # the two models' logits
+    losses = distiller.compute_losses(x, y, None, {"outputs": s.astype("float32")}, {"outputs": t.astype("float32")})
+    log_p = s - s.max(-1, keepdims=True)
+    log_p = log_p - np.log(np.exp(log_p).sum(-1, keepdims=True))
+    labelled = y >= 0
+    hard = -log_p[labelled, y[labelled]].sum() / len(y)  # Keras' mean over the batch; 0 for the unlabelled rows
+    assert float(losses["hard_loss"]) == pytest.approx(hard, rel=1e-5)
+    assert float(losses["kd_loss"]) == pytest.approx(_numpy_kd(t, s, 2.0), rel=1e-5)  # KD on every row
+    assert float(losses["loss"]) == pytest.approx(0.4 * hard + 0.6 * _numpy_kd(t, s, 2.0), rel=1e-5)
+
+    # Hard labels only (kd_weight 0) on unlabelled rows alone: no gradient reaches the student.
+    before = student.get_weights()
+    hard_only = Distiller(student, teacher, alpha=1.0, kd_weight=0.0)
+    hard_only.compile(optimizer=keras.optimizers.SGD(0.5))
+    hard_only.fit(x, np.full(len(y), UNLABELLED, "int32"), batch_size=8, epochs=1, verbose=0)
+    assert _weights_equal(student.get_weights(), before)
+
+    # Raw text: a label of None marks a transfer-set example.
+    texts, labels = sentiment_texts(12, seed=3)
+    teacher = TextClassifier(make_backbone("bert", vocabulary_size=len(WORDS) + 5, num_layers=2), num_classes=2,
+                             preprocessor=preprocessor, label_names=["negative", "positive"])
+    student = TextClassifier(student_backbone(teacher, 1), num_classes=2, label_names=["negative", "positive"])
+    distiller = Distiller(student, teacher)
+    with_gaps = [None if i % 2 else label for i, label in enumerate(labels)]
+    encoded = distiller.encode_examples(texts, with_gaps)
+    expected = [UNLABELLED if i % 2 else ["negative", "positive"].index(label) for i, label in enumerate(labels)]
+    assert encoded.y.tolist() == expected
+    distiller.compile(optimizer="adam")
+    history = distiller.fit(texts, with_gaps, batch_size=4, epochs=1, verbose=0)
+    assert np.isfinite(history.history["loss"]).all()
 
 
 def _mlm_batch(backbone, batch=16, length=12, predictions=3):
@@ -335,10 +393,14 @@ def test_distill_command_teacher_to_student_with_baseline(tmp_path, preprocessor
                 + common) == 0
     teacher_dir = tmp_path / "teacher" / "best"
     teacher_bytes = (teacher_dir / "model.weights.h5").read_bytes()
+    unlabelled = tmp_path / "unlabelled.jsonl"  # a transfer set: texts without labels
+    unlabelled.write_text("".join(json.dumps({"text": t}) + "\n" for t in sentiment_texts(100, seed=5)[0]))
     assert main(["distill", "--teacher", str(teacher_dir), "--out", str(tmp_path / "student"), "--student-layers",
-                 "2", "--temperature", "2", "--alpha", "0.5", "--hard-label-baseline"] + common) == 0
+                 "2", "--temperature", "2", "--alpha", "0.5", "--hard-label-baseline", "--transfer-data",
+                 str(unlabelled)] + common) == 0
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
     assert metrics["student_layers"] == [0, 3]
+    assert 80 < metrics["examples"]["transfer"] <= 100  # less any text that is also a validation or test text
     teacher_metrics = json.loads((tmp_path / "teacher" / "metrics.json").read_text())
     assert metrics["teacher"]["accuracy"] == pytest.approx(teacher_metrics["accuracy"])  # same test split
     assert metrics["distilled"]["accuracy"] > metrics["teacher"]["majority_baseline"] + 0.2, metrics

@@ -51,8 +51,9 @@ def pretraining_dataset(corpus, tokenizer, task, sequence_length=128, batch_size
     y = {"mlm": mask_ids, task: labels} (no pair entry for task "mlm").
     `holdout_every=k` holds out every k-th document: `split="train"` skips them, `split="eval"` reads only them.
     With `repeat=True` (training) the data repeats forever, each pass over the corpus with new pairs and each
-    batch with new masks, all derived from `seed`; with `repeat=False` (evaluation) every pass yields the
-    same batches.
+    batch with new masks, all derived from `seed` (and TF's global seed, which tf.data pairs with it: call
+    `keras.utils.set_random_seed` first for the same batches in every process); with `repeat=False` (evaluation)
+    every pass yields the same batches.
 
     Example:
         data = pretraining_dataset("corpus/", tokenizer, "nsp", sequence_length=128, batch_size=32)

@@ -1,11 +1,15 @@
 """`Distiller`: a student learns from a frozen teacher with `fit`, on TensorFlow, JAX and torch."""
 
 import keras
+import numpy as np
 from keras import ops
 
 from kzoo.distill.backend_steps import STEPS
 from kzoo.distill.losses import cosine_loss, kd_loss
 from kzoo.models.string_inputs import StringInputsMixin
+
+# A class label marking a transfer-set example (Hinton et al. 2015): it learns from the teacher's soft labels alone.
+UNLABELLED = -1
 
 # Sanh et al. 2019, DistilBERT's pretraining: L = 5·KD(T=2) + 2·MLM + 1·cosine.
 DISTILBERT_LOSS_WEIGHTS = {"temperature": 2.0, "kd_weight": 5.0, "alpha": 2.0, "cosine_weight": 1.0}
@@ -37,6 +41,8 @@ class Distiller(StringInputsMixin, keras.Model):
     distillation) or pretrainers (MLM distillation: KD on the MLM logits at the masked positions, or at every
     non-padding token with `mlm_kd_positions="all"`; the hard loss is the student's own pretraining loss).
     `kd_weight` defaults to 1 − `alpha`; with `alpha=1` the step is exactly plain training of the student.
+    Text classifiers also distil on a transfer set: a label of `None` (raw text) or `UNLABELLED` (ids) marks an
+    example with no label, which gets the KD loss and no hard-label loss (its hard weight is 0).
     `DISTILBERT_LOSS_WEIGHTS` holds the DistilBERT paper's weights.
 
     `train_step` and `test_step` are written per backend (`kzoo.distill.backend_steps`): the teacher runs in
@@ -65,9 +71,10 @@ class Distiller(StringInputsMixin, keras.Model):
     def __init__(self, student, teacher, temperature=2.0, alpha=0.5, kd_weight=None, cosine_weight=0.0,
                  mlm_kd_positions="masked", name="distiller", **kwargs):
         super().__init__(name=name, **kwargs)
-        from kzoo.models import Pretrainer
+        from kzoo.models import Pretrainer, TextClassifier
 
         self.is_mlm = _check_pair(student, teacher)
+        self._per_example_labels = isinstance(student, TextClassifier)  # the labels a transfer set can leave out
         if float(temperature) <= 0:
             raise ValueError(f"temperature must be > 0; got {temperature}.")
         if mlm_kd_positions not in ("masked", "all"):
@@ -116,7 +123,23 @@ class Distiller(StringInputsMixin, keras.Model):
         return self._text_model.input_keys
 
     def encode_examples(self, x, y=None, sample_weight=None):
-        return self._text_model.encode_examples(x, y, sample_weight)
+        missing = []
+        if y is not None and self._per_example_labels:
+            missing = [index for index, label in enumerate(y) if label is None]
+        if missing:  # a stand-in the label check accepts, then UNLABELLED
+            stand_in = self.student.label_names[0] if self.student.label_names else 0
+            y = [stand_in if label is None else label for label in y]
+        encoded = self._text_model.encode_examples(x, y, sample_weight)
+        if missing:
+            encoded.y[np.asarray(missing)] = UNLABELLED
+        return encoded
+
+    def _labelled(self, y, sample_weight):
+        """(labels with UNLABELLED → 0, weights 0 on those rows): transfer-set rows add no hard-label loss."""
+        y = ops.convert_to_tensor(y)
+        known = ops.cast(ops.greater_equal(y, 0), "float32")
+        weights = known if sample_weight is None else ops.cast(sample_weight, "float32") * known
+        return ops.maximum(y, 0), weights
 
     # Forward passes ---------------------------------------------------------------------------------------
     def _inputs_for(self, model, x):
@@ -163,6 +186,9 @@ class Distiller(StringInputsMixin, keras.Model):
             hard = zero
         elif self.is_mlm:
             hard = sum(self.student.pretraining_losses(y, predictions, sample_weight).values())
+        elif self._per_example_labels:
+            labels, weights = self._labelled(y, sample_weight)
+            hard = ops.cast(self._hard_loss(labels, predictions, weights), "float32")
         else:
             hard = ops.cast(self._hard_loss(y, predictions, sample_weight), "float32")
         soft = kd_loss(teacher_logits, student_logits, self.temperature, kd_weights) if self.kd_weight else zero
@@ -177,6 +203,9 @@ class Distiller(StringInputsMixin, keras.Model):
 
     def _accuracy_inputs(self, x, y, sample_weight, student_out):
         predictions, _, _ = self._predictions(x, student_out, sample_weight)
+        if self._per_example_labels:
+            labels, weights = self._labelled(y, sample_weight)
+            return labels, predictions, weights
         if not self.is_mlm:
             return y, predictions, sample_weight
         mask_ids = y["mlm"] if isinstance(y, dict) else y

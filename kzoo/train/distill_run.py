@@ -28,6 +28,10 @@ class DistillConfig(FinetuneConfig):
     alpha: float = 0.5
     kd_weight: float | None = None  # None: 1 − alpha
     hard_label_baseline: bool = False
+    # A transfer set (classify): unlabelled rows of `transfer_data` (default: `data`) satisfying `transfer_where`;
+    # the teacher's soft labels are all the student learns from them (the hard-label baseline never sees them).
+    transfer_data: str | None = None
+    transfer_where: str | None = None
     learning_rate: float = 1e-4
     speed_batch_size: int = 32
     speed_repeats: int = 20
@@ -35,6 +39,8 @@ class DistillConfig(FinetuneConfig):
     def __post_init__(self):
         if self.task not in ("classify", "tokens"):
             raise ValueError(f"kzoo distill distils classify or tokens task models; got task {self.task!r}.")
+        if (self.transfer_data or self.transfer_where) and self.task != "classify":
+            raise ValueError("A transfer set of unlabelled rows is for classify; tokens distils on labelled rows.")
         super().__post_init__()
 
 
@@ -49,6 +55,35 @@ def _forward_seconds(model, inputs, repeats):
         keras.ops.convert_to_numpy(model.predict_on_batch(inputs))
         times.append(time.perf_counter() - start)
     return float(np.median(times))
+
+
+def transfer_set(config, held_out, report=print):
+    """(texts, or (texts, pairs)) of the transfer set: rows of `config.transfer_data` (default `config.data`)
+    satisfying `config.transfer_where`, less any whose text is in `held_out` (a list of the validation and test
+    splits' x), so no test example is ever seen through the teacher."""
+    from kzoo.train.labelled_data import column, read_rows
+
+    path = config.transfer_data or config.data
+    rows = read_rows(path, where=config.transfer_where, encoding_errors=config.encoding_errors)
+    fields = [config.text_field] + ([config.pair_field] if config.pair_field else [])
+    examples = list(zip(*[[str(v) for v in column(rows, field, path)] for field in fields]))
+    seen = {example for x in held_out for example in zip(*(x if config.pair_field else (x,)))}
+    kept = [example for example in examples if example not in seen]
+    if not kept:
+        raise ValueError(f"No transfer-set row of {path} ({config.transfer_where or 'all rows'}) is left once the "
+                         "validation and test texts are removed.")
+    report(f"transfer set: {len(kept):,} unlabelled rows of {path}"
+           + (f" where {config.transfer_where}" if config.transfer_where else "")
+           + f" ({len(examples) - len(kept):,} dropped: their text is in the validation or test split)")
+    columns = [list(c) for c in zip(*kept)]
+    return tuple(columns) if config.pair_field else columns[0]
+
+
+def _with_unlabelled(x, extra):
+    """Training x followed by the transfer set's (both plain text lists, or both (texts, pairs))."""
+    if isinstance(x, tuple):
+        return tuple(list(a) + list(b) for a, b in zip(x, extra))
+    return list(x) + list(extra)
 
 
 def _make_student(config, teacher):
@@ -82,18 +117,23 @@ def distill(config, report=print):
     keras.utils.set_random_seed(config.seed)
     student, layers = _make_student(config, teacher)
     initial_weights = student.get_weights()
-    steps = config.epochs * -(-len(train_y) // config.batch_size)
+    distill_x, distill_y = train_x, train_y
+    if config.transfer_data or config.transfer_where:
+        unlabelled = transfer_set(config, [val_x, test_x], report)
+        distill_x = _with_unlabelled(train_x, unlabelled)
+        distill_y = list(train_y) + [None] * len(unlabelled[0] if config.pair_field else unlabelled)
     report(f"teacher {type(teacher.backbone).__name__} ({teacher.backbone.num_layers} layers) → student "
            f"{type(student.backbone).__name__} ({student.backbone.num_layers} layers from teacher layers {layers})")
 
     os.makedirs(config.out, exist_ok=True)
     runs = {}
 
-    def train(name, model, directory):
+    def train(name, model, directory, x, y):
+        steps = config.epochs * -(-len(y) // config.batch_size)
         model.compile(optimizer=make_optimizer("adamw", config.learning_rate, steps, int(config.warmup * steps)))
         checkpoint = BestCheckpoint(directory, monitor=task.monitor, mode=task.mode)
         start = time.perf_counter()
-        model.fit(train_x, train_y, validation_data=(val_x, val_y), epochs=config.epochs,
+        model.fit(x, y, validation_data=(val_x, val_y), epochs=config.epochs,
                   batch_size=config.batch_size, verbose=config.verbose, seed=config.seed,
                   callbacks=[checkpoint, keras.callbacks.CSVLogger(os.path.join(config.out, f"{name}.csv"))])
         runs[name] = {"train_seconds": time.perf_counter() - start, "best_epoch": checkpoint.best_epoch,
@@ -101,14 +141,14 @@ def distill(config, report=print):
 
     distiller = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha,
                           kd_weight=config.kd_weight)
-    train("distilled", distiller, os.path.join(config.out, "best"))
+    train("distilled", distiller, os.path.join(config.out, "best"), distill_x, distill_y)
     student.load_weights(os.path.join(config.out, "best", "model.weights.h5"))
     models = {"teacher": teacher, "distilled": student}
     if config.hard_label_baseline:
         keras.utils.set_random_seed(config.seed)
         baseline, _ = _make_student(config, teacher)
         baseline.set_weights(initial_weights)
-        train("hard_labels", baseline, os.path.join(config.out, "hard_labels", "best"))
+        train("hard_labels", baseline, os.path.join(config.out, "hard_labels", "best"), train_x, train_y)
         baseline.load_weights(os.path.join(config.out, "hard_labels", "best", "model.weights.h5"))
         models["hard_labels"] = baseline
 
@@ -126,7 +166,9 @@ def distill(config, report=print):
     teacher_scores, student_scores = results["teacher"], results["distilled"]
     summary = {
         "data": config.data, "where": config.where, "teacher": config.source, "label_names": label_names,
-        "examples": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
+        "examples": {"train": len(train_y), "validation": len(val_y), "test": len(test_y),
+                     "transfer": len(distill_y) - len(train_y)},
+        "transfer_data": config.transfer_data, "transfer_where": config.transfer_where,
         "student_layers": layers, "student_arch": type(student.backbone).__name__,
         "temperature": config.temperature, "alpha": config.alpha, "kd_weight": distiller.kd_weight,
         "epochs": config.epochs, "learning_rate": config.learning_rate, "backend": keras.backend.backend(),
