@@ -4,7 +4,11 @@ Same teacher, same split, same student (3 layers initialised from teacher layers
 schedule, temperature, hard-label weight and epochs; the best epoch by validation accuracy is scored on the
 test split. Keras' Distiller takes token ids only, so the texts go in as kzoo's length-bucketed batches.
 
-    python experiments/keras_distiller_tweets.py --teacher runs/tweets_teacher/best --out runs/keras_distiller
+    python experiments/keras_distiller_tweets.py --teacher runs/tweets_teacher/best --out runs/keras_distiller \
+        --compare runs/tweets_distill/best
+
+The student lands in OUT/best; each `--compare` student (e.g. kzoo distill's OUT/best) is scored on the same test
+rows, with the paired difference (it − Keras'), its 95% interval and McNemar's p.
 """
 
 import argparse
@@ -19,7 +23,7 @@ from kzoo.models import TextClassifier
 from kzoo.train.distill_run import DistillConfig, _make_student
 from kzoo.train.finetune import load_splits
 from kzoo.train.finetune_tasks import TASKS
-from kzoo.train.labelled_data import tweets_csv
+from kzoo.train.labelled_data import paired_accuracy_difference, tweets_csv
 from kzoo.train.optim import make_optimizer
 
 
@@ -43,6 +47,7 @@ def main():
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--max-train-examples", type=int)
+    parser.add_argument("--compare", nargs="*", default=[], help="kzoo student folders to score on the same rows")
     args = parser.parse_args()
     config = DistillConfig(task="classify", data=tweets_csv(), source=args.teacher, out=args.out,
                            label_field="sentiment", where="confidence>=0.8", encoding_errors="replace",
@@ -67,12 +72,20 @@ def main():
     distiller.fit(train, validation_data=validation, epochs=args.epochs, callbacks=[keep], verbose=2)
     seconds = time.perf_counter() - start
     student.set_weights(keep.weights)
-    scores = task.score(student.predict_labels(test_x), test_y, train_y, label_names)
+    os.makedirs(args.out, exist_ok=True)
+    student.save_to_preset(os.path.join(args.out, "best"), overwrite=True)
+    predicted = student.predict_labels(test_x)
+    scores = task.score(predicted, test_y, train_y, label_names)
+    correct = task.correct(predicted, test_y)
+    compared = {}
+    for folder in args.compare:
+        other = task.predict(TextClassifier.from_preset(folder), test_x, config.batch_size)
+        compared[folder] = {"accuracy": task.score(other, test_y, train_y, label_names)["accuracy"],
+                            "minus_keras": paired_accuracy_difference(task.correct(other, test_y), correct)}
     result = {"implementation": "keras.distillation.Distiller", "keras": keras.__version__,
               "backend": keras.backend.backend(), "student_layers": layers, "epochs": args.epochs,
               "temperature": args.temperature, "student_loss_weight": args.alpha, "train_seconds": seconds,
-              "best_validation_accuracy": keep.best, **scores}
-    os.makedirs(args.out, exist_ok=True)
+              "best_validation_accuracy": keep.best, **scores, "compared": compared}
     with open(os.path.join(args.out, "metrics.json"), "w") as f:
         json.dump(result, f, indent=2)
     print(json.dumps(result, indent=2))
