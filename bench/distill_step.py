@@ -45,7 +45,10 @@ def build(task, student_layers):
     else:
         teacher = BertPretrainer(BertBackbone(**TEACHER))
         student = DistilBertMaskedLM(student_backbone(teacher, student_layers, "distil_bert"))
-        weights = dict(DISTILBERT_LOSS_WEIGHTS, **({"cosine_weight": 0.0} if task == "mlm_kd" else {}))
+        # KD at the masked slots: the reference steps (student fit, teacher predict) compute logits only there;
+        # the default, KD at every token, adds a full-vocabulary softmax per token to both models by design.
+        weights = dict(DISTILBERT_LOSS_WEIGHTS, mlm_kd_positions="masked",
+                       **({"cosine_weight": 0.0} if task == "mlm_kd" else {}))
     init_student(student, teacher)
     return teacher, student, Distiller(student, teacher, **weights)
 

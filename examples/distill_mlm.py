@@ -35,9 +35,9 @@ def main():
     parser.add_argument("--sequence-length", type=int, default=128)
     parser.add_argument("--learning-rate", type=float, default=5e-4)
     parser.add_argument("--eval-batches", type=int, default=20)
-    parser.add_argument("--kd-positions", choices=["masked", "all"], default="masked",
-                        help="KD on the MLM logits at the masked positions, or at every non-padding token (as "
-                             "Hugging Face's DistilBERT script does by default)")
+    parser.add_argument("--kd-positions", choices=["masked", "all"], default="all",
+                        help="KD on the MLM logits at every non-padding token (the Distiller's default, as in "
+                             "Hugging Face's DistilBERT script) or only at the masked positions")
     args = parser.parse_args()
 
     import keras

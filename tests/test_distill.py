@@ -274,7 +274,7 @@ def test_mlm_distillation_bert_to_distilbert_triple_loss():
                                              rel=1e-4)
     # The hard MLM loss equals the student's own pretraining loss on the same batch, whether the logits come
     # from the masked positions or are gathered from every position; KD at the masked slots equals numpy's.
-    masked, everywhere = Distiller(student, teacher), Distiller(student, teacher, mlm_kd_positions="all")
+    masked, everywhere = Distiller(student, teacher, mlm_kd_positions="masked"), Distiller(student, teacher)
     out, teacher_out = masked.student_forward(x), masked.teacher_forward(x)
     expected = float(student.pretraining_losses(mask_ids, out["outputs"], mask_weights)["mlm"])
     losses = masked.compute_losses(x, mask_ids, mask_weights, out, teacher_out)

@@ -38,8 +38,9 @@ class Distiller(StringInputsMixin, keras.Model):
     + `cosine_weight`·(1 − cos) between the last hidden states, with the teacher frozen (DESIGN.md §6).
 
     Students and teachers are kzoo task models of the same kind: `TextClassifier`, `TokenClassifier` (task
-    distillation) or pretrainers (MLM distillation: KD on the MLM logits at the masked positions, or at every
-    non-padding token with `mlm_kd_positions="all"`; the hard loss is the student's own pretraining loss).
+    distillation) or pretrainers (MLM distillation: KD on the MLM logits at every non-padding token, as Hugging
+    Face's DistilBERT script does by default, or only at the masked positions with `mlm_kd_positions="masked"`;
+    the hard loss is the student's own pretraining loss).
     `kd_weight` defaults to 1 − `alpha`; with `alpha=1` the step is exactly plain training of the student.
     Text classifiers also distil on a transfer set: a label of `None` (raw text) or `UNLABELLED` (ids) marks an
     example with no label, which gets the KD loss and no hard-label loss (its hard weight is 0).
@@ -69,7 +70,7 @@ class Distiller(StringInputsMixin, keras.Model):
     """
 
     def __init__(self, student, teacher, temperature=2.0, alpha=0.5, kd_weight=None, cosine_weight=0.0,
-                 mlm_kd_positions="masked", name="distiller", **kwargs):
+                 mlm_kd_positions="all", name="distiller", **kwargs):
         super().__init__(name=name, **kwargs)
         from kzoo.models import Pretrainer, TextClassifier
 
@@ -84,6 +85,8 @@ class Distiller(StringInputsMixin, keras.Model):
         self.kd_weight = 1.0 - self.alpha if kd_weight is None else float(kd_weight)
         self.cosine_weight = float(cosine_weight)
         self.mlm_kd_positions = mlm_kd_positions
+        # Logits at every token only where KD reads them; otherwise the models' own masked-position shortcut.
+        self._kd_everywhere = self.is_mlm and mlm_kd_positions == "all" and self.kd_weight > 0
         for name_, value in (("alpha", self.alpha), ("kd_weight", self.kd_weight),
                              ("cosine_weight", self.cosine_weight)):
             if value < 0:
@@ -146,7 +149,7 @@ class Distiller(StringInputsMixin, keras.Model):
         x = {key: ops.convert_to_tensor(value) for key, value in x.items()}  # Keras refuses numpy + tensors
         if "segment_ids" in model.input_keys and "segment_ids" not in x:  # DistilBERT teacher → BERT student
             x["segment_ids"] = ops.zeros_like(x["token_ids"])
-        if self.is_mlm and self.mlm_kd_positions == "all":
+        if self._kd_everywhere:
             batch, length = ops.shape(x["token_ids"])[0], ops.shape(x["token_ids"])[1]
             x["mask_positions"] = ops.broadcast_to(ops.arange(length, dtype="int32")[None, :], (batch, length))
         return {key: x[key] for key in model.input_keys}
@@ -171,7 +174,7 @@ class Distiller(StringInputsMixin, keras.Model):
             if weights is None and len(out.shape) == 3:  # per-token logits: every real token
                 weights = x["padding_mask"]
             return out, out, weights
-        if self.mlm_kd_positions == "all":
+        if self._kd_everywhere:
             at_masks = ops.take_along_axis(out["mlm"], ops.cast(x["mask_positions"], "int32")[..., None], axis=1)
             return dict(out, mlm=at_masks), out["mlm"], x["padding_mask"]
         mask_weights = self.student._weights(sample_weight)[0]
