@@ -61,12 +61,13 @@ def transfer_set(config, held_out, report=print):
     """(texts, or (texts, pairs)) of the transfer set: rows of `config.transfer_data` (default `config.data`)
     satisfying `config.transfer_where`, less any whose text is in `held_out` (a list of the validation and test
     splits' x), so no test example is ever seen through the teacher."""
-    from kzoo.train.labelled_data import column, read_rows
+    from kzoo.train.finetune_tasks import TASKS
+    from kzoo.train.labelled_data import read_rows
 
     path = config.transfer_data or config.data
     rows = read_rows(path, where=config.transfer_where, encoding_errors=config.encoding_errors)
-    fields = [config.text_field] + ([config.pair_field] if config.pair_field else [])
-    examples = list(zip(*[[str(v) for v in column(rows, field, path)] for field in fields]))
+    x = TASKS["classify"].texts(rows, config, path)
+    examples = list(zip(*(x if config.pair_field else (x,))))
     seen = {example for x in held_out for example in zip(*(x if config.pair_field else (x,)))}
     kept = [example for example in examples if example not in seen]
     if not kept:

@@ -26,11 +26,14 @@ class ClassifyTask:
         return TextClassifier
 
     def read(self, rows, config):
-        texts = [str(t) for t in column(rows, config.text_field, config.data)]
-        labels = [str(v) for v in column(rows, config.label_field, config.data)]
+        return self.texts(rows, config), [str(v) for v in column(rows, config.label_field, config.data)]
+
+    def texts(self, rows, config, path=None):
+        """The model's x of `rows`: texts, or (texts, pairs) with `config.pair_field`; no labels needed."""
+        texts = [str(t) for t in column(rows, config.text_field, path or config.data)]
         if config.pair_field:
-            return (texts, [str(t) for t in column(rows, config.pair_field, config.data)]), labels
-        return texts, labels
+            return texts, [str(t) for t in column(rows, config.pair_field, path or config.data)]
+        return texts
 
     def label_names(self, labels):
         return sorted(set(labels))
