@@ -68,7 +68,7 @@ def transfer_set(config, held_out, report=print):
     rows = read_rows(path, where=config.transfer_where, encoding_errors=config.encoding_errors)
     x = TASKS["classify"].texts(rows, config, path)
     examples = list(zip(*(x if config.pair_field else (x,))))
-    seen = {example for x in held_out for example in zip(*(x if config.pair_field else (x,)))}
+    seen = {example for split in held_out for example in zip(*(split if config.pair_field else (split,)))}
     kept = [example for example in examples if example not in seen]
     if not kept:
         raise ValueError(f"No transfer-set row of {path} ({config.transfer_where or 'all rows'}) is left once the "
