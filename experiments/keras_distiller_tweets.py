@@ -2,7 +2,14 @@
 
 Same teacher, same split, same student (3 layers initialised from teacher layers [0, 2, 5]), same optimizer,
 schedule, temperature, hard-label weight and epochs; the best epoch by validation accuracy is scored on the
-test split. Keras' Distiller takes token ids only, so the texts go in as kzoo's length-bucketed batches.
+test split. Keras' Distiller takes token ids only, so the texts go in as kzoo's length-bucketed batches: the same
+batches in the same order as `kzoo distill` (same seed), from the same initial student.
+
+Keras' KD loss is `LogitsDistillation(T, loss=keras.losses.KLDivergence())`: T²·KL of the softmaxes, the objective
+kzoo's Distiller uses (tests/test_distill.py checks they take the same steps). `--keras-default-loss` keeps
+`LogitsDistillation`'s default `loss="kl_divergence"` instead, which in Keras 3.15 fails its own
+`isinstance(loss, KLDivergence)` check and applies the KL to the scaled logits, clipped to [1e-7, 1], with no
+softmax and no T².
 
     python experiments/keras_distiller_tweets.py --teacher runs/tweets_teacher/best --out runs/keras_distiller \
         --compare runs/tweets_distill/best
@@ -47,6 +54,9 @@ def main():
     parser.add_argument("--temperature", type=float, default=2.0)
     parser.add_argument("--alpha", type=float, default=0.5)
     parser.add_argument("--max-train-examples", type=int)
+    parser.add_argument("--keras-default-loss", action="store_true",
+                        help="LogitsDistillation's default loss (KL on clipped logits in Keras 3.15), "
+                             "not KLDivergence()")
     parser.add_argument("--compare", nargs="*", default=[], help="kzoo student folders to score on the same rows")
     args = parser.parse_args()
     config = DistillConfig(task="classify", data=tweets_csv(), source=args.teacher, out=args.out,
@@ -60,7 +70,8 @@ def main():
     student, layers = _make_student(config, teacher)
     distiller = keras.distillation.Distiller(
         teacher=teacher, student=student, student_loss_weight=args.alpha,
-        distillation_losses=keras.distillation.LogitsDistillation(temperature=args.temperature))
+        distillation_losses=keras.distillation.LogitsDistillation(
+            temperature=args.temperature, **({} if args.keras_default_loss else {"loss": keras.losses.KLDivergence()})))
     steps = args.epochs * -(-len(train_y) // config.batch_size)
     distiller.compile(optimizer=make_optimizer("adamw", args.learning_rate, steps, int(config.warmup * steps)),
                       loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
@@ -84,6 +95,7 @@ def main():
                             "minus_keras": paired_accuracy_difference(task.correct(other, test_y), correct)}
     result = {"implementation": "keras.distillation.Distiller", "keras": keras.__version__,
               "backend": keras.backend.backend(), "student_layers": layers, "epochs": args.epochs,
+              "distillation_loss": "default 'kl_divergence'" if args.keras_default_loss else "KLDivergence()",
               "temperature": args.temperature, "student_loss_weight": args.alpha, "train_seconds": seconds,
               "best_validation_accuracy": keep.best, **scores, "compared": compared}
     with open(os.path.join(args.out, "metrics.json"), "w") as f:

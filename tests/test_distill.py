@@ -160,6 +160,33 @@ def test_alpha_one_trains_exactly_like_plain_training():
     assert not _weights_equal(plain.get_weights(), weights)
 
 
+@pytest.mark.skipif(not hasattr(keras, "distillation"), reason="keras.distillation arrived in Keras 3.12")
+def test_same_steps_as_keras_distiller_on_the_same_batches():
+    """Keras' own Distiller (α·CE + (1 − α)·T²·KL of the softmaxes) as an independent reference: from the same
+    start, on the same batches, with the same SGD, both move the student to the same weights (dropout 0).
+    Its KL needs a `KLDivergence()` instance: with the default `loss="kl_divergence"` (a function, which fails its
+    `isinstance(loss, KLDivergence)` check, Keras 3.15) it applies the KL to the scaled logits themselves, clipped
+    to [1e-7, 1], without softmax or T², and takes other steps."""
+    x, y = _classification_data()
+    ours, teacher = _classifier_pair(dropout=0.0)
+    theirs = TextClassifier(student_backbone(teacher, 2), num_classes=3)
+    start = ours.get_weights()
+    theirs.set_weights(start)
+    distiller = Distiller(ours, teacher, temperature=3.0, alpha=0.3)
+    distiller.compile(optimizer=keras.optimizers.SGD(0.5))
+    distiller.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    reference = keras.distillation.Distiller(
+        teacher=teacher, student=theirs, student_loss_weight=0.3,
+        distillation_losses=keras.distillation.LogitsDistillation(temperature=3.0, loss=keras.losses.KLDivergence()))
+    reference.compile(optimizer=keras.optimizers.SGD(0.5),
+                      loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    reference.fit(x, y, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(ours.get_weights(), start))
+    assert moved > 1e-2  # 6 steps moved the student, so agreeing to 1e-5 below means the same steps
+    for a, b in zip(ours.get_weights(), theirs.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-5)
+
+
 def test_transfer_set_keeps_rows_that_match_and_drops_held_out_texts(tmp_path):
     import json
 
