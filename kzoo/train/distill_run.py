@@ -124,7 +124,8 @@ def distill(config, report=print):
         distill_x = _with_unlabelled(train_x, unlabelled)
         distill_y = list(train_y) + [None] * len(unlabelled[0] if config.pair_field else unlabelled)
     report(f"teacher {type(teacher.backbone).__name__} ({teacher.backbone.num_layers} layers) → student "
-           f"{type(student.backbone).__name__} ({student.backbone.num_layers} layers from teacher layers {layers})")
+           f"{type(student.backbone).__name__} ({len(layers)} layer{'s' * (len(layers) > 1)} from teacher layers "
+           f"{layers})")
 
     os.makedirs(config.out, exist_ok=True)
     runs = {}
