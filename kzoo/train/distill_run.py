@@ -67,8 +67,8 @@ def transfer_set(config, held_out, report=print):
     path = config.transfer_data or config.data
     rows = read_rows(path, where=config.transfer_where, encoding_errors=config.encoding_errors)
     x = TASKS["classify"].texts(rows, config, path)
-    examples = list(zip(*(x if config.pair_field else (x,))))
-    seen = {example for split in held_out for example in zip(*(split if config.pair_field else (split,)))}
+    examples = _examples(x)
+    seen = {example for split in held_out for example in _examples(split)}
     kept = [example for example in examples if example not in seen]
     if not kept:
         raise ValueError(f"No transfer-set row of {path} ({config.transfer_where or 'all rows'}) is left once the "
@@ -78,6 +78,11 @@ def transfer_set(config, held_out, report=print):
            + f" ({len(examples) - len(kept):,} dropped: their text is in the validation or test split)")
     columns = [list(c) for c in zip(*kept)]
     return tuple(columns) if config.pair_field else columns[0]
+
+
+def _examples(x):
+    """x (a text list, or a (texts, pairs) tuple) as one tuple per example: (text,) or (text, pair)."""
+    return list(zip(*x) if isinstance(x, tuple) else zip(x))
 
 
 def _with_unlabelled(x, extra):
@@ -122,7 +127,7 @@ def distill(config, report=print):
     if config.transfer_data or config.transfer_where:
         unlabelled = transfer_set(config, [val_x, test_x], report)
         distill_x = _with_unlabelled(train_x, unlabelled)
-        distill_y = list(train_y) + [None] * len(unlabelled[0] if config.pair_field else unlabelled)
+        distill_y = list(train_y) + [None] * len(_examples(unlabelled))
     report(f"teacher {type(teacher.backbone).__name__} ({teacher.backbone.num_layers} layers) → student "
            f"{type(student.backbone).__name__} ({len(layers)} layer{'s' * (len(layers) > 1)} from teacher layers "
            f"{layers})")

@@ -30,9 +30,10 @@ class ClassifyTask:
 
     def texts(self, rows, config, path=None):
         """The model's x of `rows`: texts, or (texts, pairs) with `config.pair_field`; no labels needed."""
-        texts = [str(t) for t in column(rows, config.text_field, path or config.data)]
+        path = path or config.data
+        texts = [str(t) for t in column(rows, config.text_field, path)]
         if config.pair_field:
-            return texts, [str(t) for t in column(rows, config.pair_field, path or config.data)]
+            return texts, [str(t) for t in column(rows, config.pair_field, path)]
         return texts
 
     def label_names(self, labels):
