@@ -63,6 +63,9 @@ def main():
     correct = {}
     for name, folder in folders.items():
         model = TextClassifier.from_preset(folder, sequence_length=args.sequence_length)
+        unknown = sorted(set(labels) - set(model.label_names))
+        if unknown:
+            raise ValueError(f"{folder} predicts {model.label_names}; the rows also have label(s) {unknown}.")
         start = time.perf_counter()
         predicted = task.predict(model, texts, args.batch_size)
         correct[name] = task.correct(predicted, labels)
