@@ -46,6 +46,9 @@ def main():
     parser.add_argument("--sequence-length", type=int, default=128, help="as kzoo distill's default")
     parser.add_argument("--out", required=True, help="a .json file")
     args = parser.parse_args()
+    malformed = [spec for spec in args.models if "=" not in spec]
+    if malformed:
+        parser.error(f"--models {malformed}: give NAME=FOLDER.")
     folders = dict(spec.split("=", 1) for spec in args.models)
     for pair in args.pairs:
         missing = [name for name in pair.split(":") if name not in folders]
