@@ -50,7 +50,7 @@ def main():
     from kzoo.data.tokenizers import load_wordpiece
     from kzoo.distill import DISTILBERT_LOSS_WEIGHTS, Distiller, init_student, student_backbone
     from kzoo.models import BertPretrainer, DistilBertMaskedLM
-    from kzoo.train.labelled_data import paired_accuracy_difference
+    from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference
     from kzoo.train.optim import make_optimizer
     from kzoo.train.pretrain import PretrainConfig, pretrain, unigram_baseline
 
@@ -120,10 +120,8 @@ def main():
           f"{results['teacher']['mlm_accuracy']:.4f}, student distilled {results['distilled']['mlm_accuracy']:.4f}, "
           f"student alone {results['alone']['mlm_accuracy']:.4f}, unigram baseline "
           f"{results['unigram_baseline']:.4f}")
-    paired = results["distilled_vs_alone"]
-    print(f"distilled − alone on the same {len(correct['alone']):,} masked tokens: {paired['difference']:+.4f}, 95% "
-          f"interval [{paired['interval_95'][0]:+.4f}, {paired['interval_95'][1]:+.4f}], McNemar p = "
-          f"{paired['mcnemar_p']:.3g}")
+    print(f"distilled − alone on the same {len(correct['alone']):,} masked tokens: "
+          f"{describe_paired(results['distilled_vs_alone'], 'masked tokens')}")
 
 
 def masked_token_correctness(student, batches):

@@ -24,7 +24,7 @@ from kzoo.atomic import atomic_file
 from kzoo.models import TextClassifier
 from kzoo.train.finetune import FinetuneConfig
 from kzoo.train.finetune_tasks import TASKS
-from kzoo.train.labelled_data import paired_accuracy_difference, read_rows, tweets_csv
+from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference, read_rows, tweets_csv
 
 
 def unseen_rows(config, seen_where, where):
@@ -72,16 +72,15 @@ def main():
         start = time.perf_counter()
         predicted = task.predict(model, texts, args.batch_size)
         correct[name] = task.correct(predicted, labels)
+        # The majority baseline here is these rows' own majority (no training labels to take it from).
         results["models"][name] = {"folder": folder, **task.score(predicted, labels, labels, model.label_names),
                                    "predict_seconds": time.perf_counter() - start}
         print(f"{name:>14}: accuracy {results['models'][name]['accuracy']:.4f}, macro-F1 "
               f"{results['models'][name]['macro_f1']:.4f} ({folder})")
     for pair in args.pairs:
         a, b = pair.split(":")
-        paired = results["pairs"][f"{a}-{b}"] = paired_accuracy_difference(correct[a], correct[b])
-        print(f"{a} − {b}: {paired['difference'] * 100:+.2f} pts, 95% interval "
-              f"[{paired['interval_95'][0] * 100:+.2f}, {paired['interval_95'][1] * 100:+.2f}], McNemar p = "
-              f"{paired['mcnemar_p']:.3g} ({paired['only_a_right']} vs {paired['only_b_right']})")
+        results["pairs"][f"{a}-{b}"] = paired_accuracy_difference(correct[a], correct[b])
+        print(f"{a} − {b}: {describe_paired(results['pairs'][f'{a}-{b}'], 'tweets')}")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with atomic_file(args.out) as f:
         json.dump(results, f, indent=2)

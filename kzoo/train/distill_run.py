@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from kzoo.train.finetune import FinetuneConfig, start_run, timed_predictions
-from kzoo.train.labelled_data import paired_accuracy_difference
+from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference
 
 
 @dataclasses.dataclass
@@ -198,10 +198,6 @@ def distill(config, report=print):
            f"{summary['encoder_parameter_ratio']:.1%}, {summary['speedup_same_batch']:.2f}× faster on one batch of "
            f"{summary['speed_batch']['size']}×{summary['speed_batch']['width']} tokens")
     if "distilled_vs_hard_labels" in summary:
-        paired = summary["distilled_vs_hard_labels"]
-        report(f"distilled − hard labels: {paired['difference']:+.4f} accuracy, 95% interval "
-               f"[{paired['interval_95'][0]:+.4f}, {paired['interval_95'][1]:+.4f}] (paired bootstrap), "
-               f"McNemar p = {paired['mcnemar_p']:.3f} ({paired['only_a_right']} vs {paired['only_b_right']} "
-               "examples only one of them gets right)")
+        report(f"distilled − hard labels: {describe_paired(summary['distilled_vs_hard_labels'])}")
     report(f"student in {os.path.join(config.out, 'best')}, metrics in {metrics_path}")
     return summary

