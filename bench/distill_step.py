@@ -12,6 +12,9 @@ the cosine loss). Each step is timed to its end and the median step taken (whole
 stall on a shared VM). student.fit and teacher.predict of a pretrainer compute the last layer at the masked
 positions only; the cosine loss needs every position of both models, so `mlm` does more work than its parts
 by design, and `mlm_kd`, where the Distiller takes the same shortcut, isolates the Distiller's own overhead.
+On JAX the first round also reads XLA's count of floating-point operations in each compiled step (the same
+three steps, one batch): the work the steps do, free of timing noise, so the FLOP ratio is the floor a
+time ratio can reach.
 
     .venv/bin/python bench/distill_step.py                  # TF and JAX, batch 32 x 64, 10 steps, 3 rounds
 """
@@ -69,6 +72,35 @@ def batches(task, args):
     return x, y, np.ones(y.shape, "float32")
 
 
+def _values(variables):
+    return [v.value for v in variables]
+
+
+def xla_flops(distiller, student, teacher, x, y, weights, batch_size):
+    """{step: floating-point operations XLA counts in its compiled program} for one batch (JAX)."""
+    import jax
+    import keras
+
+    def first(tree):
+        return keras.tree.map_structure(lambda a: None if a is None else a[:batch_size], tree)
+
+    def train_state(model):
+        return (_values(model.trainable_variables), _values(model.non_trainable_variables),
+                _values(model.optimizer.variables), _values(model.metrics_variables))
+
+    def count(step, state, data):
+        analysis = jax.jit(step).lower(state, data).compile().cost_analysis()
+        return float((analysis[0] if isinstance(analysis, list) else analysis)["flops"])
+
+    student_x = {k: x[k] for k in student.input_keys}
+    return {
+        "distill": count(distiller.train_step, train_state(distiller), first((x, y, weights))),
+        "student": count(student.train_step, train_state(student), first((student_x, y, weights))),
+        "teacher": count(teacher.predict_step, (_values(teacher.trainable_variables),
+                                                _values(teacher.non_trainable_variables)), first((x,))),
+    }
+
+
 def worker(args):
     import keras
 
@@ -90,6 +122,8 @@ def worker(args):
         timer = workers.step_timer()
         run([timer])
         seconds[name] = statistics.median(timer.seconds)  # per step, robust to stalls of the whole call
+    if args.count_flops:  # after the warm-ups: the optimizers and metrics are built
+        seconds["flops"] = xla_flops(distiller, student, teacher, x, y, weights, args.batch_size)
     print(json.dumps({"backend": keras.backend.backend(), **seconds}))
 
 
@@ -104,6 +138,7 @@ def main():
     parser.add_argument("--steps", type=int, default=10)
     parser.add_argument("--student-layers", type=int, default=3)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--count-flops", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--out", default=os.path.join(ROOT, "saved_models", "bench", "distill_step.json"))
     args = parser.parse_args()
     if args.worker:
@@ -113,22 +148,27 @@ def main():
     results, rows = [], []
     for task in args.tasks.split(","):
         for backend in args.backends.split(","):
-            ratios, parts = [], []
+            ratios, parts, flops = [], [], None
             for _ in range(args.rounds):
-                seconds = workers.run_worker(__file__, backend, flags + ["--task", task], f"{task} {backend}")
+                count = ["--count-flops"] if backend == "jax" and flops is None else []  # the same every round
+                seconds = workers.run_worker(__file__, backend, flags + ["--task", task] + count, f"{task} {backend}")
+                flops = seconds.pop("flops", flops)
                 ratios.append(seconds["distill"] / (seconds["student"] + seconds["teacher"]))
                 parts.append(seconds)
                 print(f"{task} {backend} round {len(ratios)}: {ratios[-1]:.2f}x {seconds}", flush=True)
             median = {k: statistics.median(p[k] for p in parts) for k in ("distill", "student", "teacher")}
             ratio = statistics.median(ratios)
+            flop_ratio = flops["distill"] / (flops["student"] + flops["teacher"]) if flops else None
             results.append({"task": task, "backend": backend, "seconds_per_step": median, "overhead": ratio,
-                            "overheads": ratios, "goal": GOAL})
-            rows.append((task, backend, median["distill"], median["student"], median["teacher"], ratio))
+                            "overheads": ratios, "xla_flops": flops, "flop_ratio": flop_ratio, "goal": GOAL})
+            rows.append((task, backend, median["distill"], median["student"], median["teacher"], ratio, flop_ratio))
     print(f"\nDistiller step vs student step + teacher forward, batch {args.batch_size} x {args.sequence_length}, "
           f"{args.steps} steps, median of {args.rounds} rounds ({platform.processor() or platform.machine()})")
-    print(f"{'task':9} {'backend':11} {'distill s':>10} {'student s':>10} {'teacher s':>10} {'overhead':>9}")
-    for task, backend, d, s, t, ratio in rows:
-        print(f"{task:9} {backend:11} {d:10.3f} {s:10.3f} {t:10.3f} {ratio:8.2f}x "
+    print(f"{'task':9} {'backend':11} {'distill s':>10} {'student s':>10} {'teacher s':>10} {'overhead':>9} "
+          f"{'FLOP ratio':>10}")
+    for task, backend, d, s, t, ratio, flop_ratio in rows:
+        flop_text = f"{flop_ratio:9.3f}x" if flop_ratio else f"{'-':>10}"
+        print(f"{task:9} {backend:11} {d:10.3f} {s:10.3f} {t:10.3f} {ratio:8.2f}x {flop_text} "
               f"{'(goal met)' if ratio <= GOAL else '(goal missed)'}")
     workers.write_results({"config": vars(args), "results": results}, args.out)
 

@@ -266,7 +266,8 @@ def _finetune(args):
         task=args.task, data=args.data, source=getattr(args, "from"), out=args.out, text_field=args.text_field,
         pair_field=args.pair_field, label_field=args.label_field, where=args.where,
         encoding_errors=args.encoding_errors, test_share=args.test_share, validation_share=args.validation_share,
-        seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        seed=args.seed, training_seed=args.training_seed, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
         sequence_length=args.sequence_length, max_train_examples=args.max_train_examples,
         max_test_examples=args.max_test_examples,
         lora_rank=args.lora_rank, quantize=args.quantize, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
@@ -280,7 +281,8 @@ def _distill(args):
         task=args.task, data=args.data, source=args.teacher, out=args.out, text_field=args.text_field,
         pair_field=args.pair_field, label_field=args.label_field, where=args.where,
         encoding_errors=args.encoding_errors, test_share=args.test_share, validation_share=args.validation_share,
-        seed=args.seed, epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+        seed=args.seed, training_seed=args.training_seed, epochs=args.epochs, batch_size=args.batch_size,
+        learning_rate=args.learning_rate,
         sequence_length=args.sequence_length, max_train_examples=args.max_train_examples,
         max_test_examples=args.max_test_examples, student_layers=args.student_layers,
         student_arch=args.student_arch, temperature=args.temperature, alpha=args.alpha, kd_weight=args.kd_weight,
@@ -337,7 +339,9 @@ def _add_data_arguments(parser):
                         help="bytes that are not UTF-8: fail (strict) or read as U+FFFD (replace)")
     parser.add_argument("--test-share", type=float, default=0.2)
     parser.add_argument("--validation-share", type=float, default=0.1, help="of the training rows")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=int, default=0, help="the split, and the training unless --training-seed")
+    parser.add_argument("--training-seed", type=int, help="initial head weights, batch order and dropout "
+                        "(default --seed): replicate a run on the same split")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sequence-length", type=int, default=128)

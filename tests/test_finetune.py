@@ -160,6 +160,33 @@ def test_finetune_command_reports_held_out_scores(tmp_path, preprocessor):
                  str(tmp_path / "x")]) == 2
 
 
+def test_training_seed_replicates_a_run_on_the_same_split(tmp_path, preprocessor):
+    """--seed fixes the split; --training-seed (default: --seed) alone changes the head's start, batches and
+    dropout: the same training seed gives the same weights, another one other weights."""
+    import json
+
+    from kzoo.cli import main
+
+    texts, labels = sentiment_texts(160, seed=4)
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in zip(texts, labels)))
+    source = tmp_path / "source"
+    TextClassifier(make_backbone("bert", vocabulary_size=len(WORDS) + 5), num_classes=2,
+                   preprocessor=preprocessor).save_to_preset(str(source))
+    runs = {"default": [], "same": ["--training-seed", "3"], "other": ["--training-seed", "4"]}
+    weights = {}
+    for name, extra in runs.items():
+        out = tmp_path / name
+        assert main(["finetune", "--task", "classify", "--data", str(data), "--from", str(source), "--out", str(out),
+                     "--seed", "3", "--epochs", "1", "--batch-size", "16", "--quiet"] + extra) == 0
+        weights[name] = TextClassifier.from_preset(str(out / "best")).get_weights()
+        metrics = json.loads((out / "metrics.json").read_text())
+        assert (metrics["seed"], metrics["training_seed"]) == (3, 4 if name == "other" else 3)
+        assert metrics["examples"] == {"train": 115, "validation": 13, "test": 32}
+    assert all(np.array_equal(a, b) for a, b in zip(weights["default"], weights["same"]))
+    assert not all(np.array_equal(a, b) for a, b in zip(weights["default"], weights["other"]))
+
+
 @pytest.mark.parametrize("arch,task", [("bert", "classifier"), ("bert", "masked_lm"), ("distil_bert", "masked_lm"),
                                        ("albert", "masked_lm")])
 def test_int8_quantization_keeps_outputs(arch, task):

@@ -120,7 +120,7 @@ def distill(config, report=print):
     if teacher.label_names != label_names:
         raise ValueError(f"The teacher's labels {teacher.label_names} differ from the data's {label_names}: "
                          f"distil on the data (and --label-field) the teacher was fine-tuned on.")
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.training_seed)
     student, layers = _make_student(config, teacher)
     initial_weights = student.get_weights()
     distill_x, distill_y = train_x, train_y
@@ -141,7 +141,7 @@ def distill(config, report=print):
         checkpoint = BestCheckpoint(directory, monitor=task.monitor, mode=task.mode)
         start = time.perf_counter()
         model.fit(x, y, validation_data=(val_x, val_y), epochs=config.epochs,
-                  batch_size=config.batch_size, verbose=config.verbose, seed=config.seed,
+                  batch_size=config.batch_size, verbose=config.verbose, seed=config.training_seed,
                   callbacks=[checkpoint, keras.callbacks.CSVLogger(os.path.join(config.out, f"{name}.csv"))])
         runs[name] = {"train_seconds": time.perf_counter() - start, "best_epoch": checkpoint.best_epoch,
                       "best_validation": checkpoint.best}
@@ -152,7 +152,7 @@ def distill(config, report=print):
     student.load_weights(os.path.join(config.out, "best", "model.weights.h5"))
     models = {"teacher": teacher, "distilled": student}
     if config.hard_label_baseline:
-        keras.utils.set_random_seed(config.seed)
+        keras.utils.set_random_seed(config.training_seed)
         baseline, _ = _make_student(config, teacher)
         baseline.set_weights(initial_weights)
         train("hard_labels", baseline, os.path.join(config.out, "hard_labels", "best"), train_x, train_y)
@@ -178,7 +178,8 @@ def distill(config, report=print):
         "transfer_data": config.transfer_data, "transfer_where": config.transfer_where,
         "student_layers": layers, "student_arch": type(student.backbone).__name__,
         "temperature": config.temperature, "alpha": config.alpha, "kd_weight": distiller.kd_weight,
-        "epochs": config.epochs, "learning_rate": config.learning_rate, "backend": keras.backend.backend(),
+        "epochs": config.epochs, "seed": config.seed, "training_seed": config.training_seed,
+        "learning_rate": config.learning_rate, "backend": keras.backend.backend(),
         "accuracy_ratio": student_scores["accuracy"] / teacher_scores["accuracy"],
         "encoder_parameter_ratio": student_scores["encoder_parameters"] / teacher_scores["encoder_parameters"],
         "speedup_same_batch": teacher_scores["batch_forward_seconds"] / student_scores["batch_forward_seconds"],

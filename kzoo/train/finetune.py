@@ -27,7 +27,9 @@ class FinetuneConfig:
     encoding_errors: str = "strict"
     test_share: float = 0.2
     validation_share: float = 0.1  # of the training rows, for checkpoint selection
-    seed: int = 0
+    seed: int = 0  # the split, and the training unless `training_seed` is set
+    # Initial head weights, batch order and dropout: another value replicates a run on the same split.
+    training_seed: int | None = None
     epochs: int = 2
     batch_size: int = 32
     learning_rate: float = 5e-5
@@ -51,6 +53,8 @@ class FinetuneConfig:
         for field in ("epochs", "batch_size", "sequence_length"):
             if getattr(self, field) < 1:
                 raise ValueError(f"{field} must be ≥ 1; got {getattr(self, field)}.")
+        if self.training_seed is None:
+            self.training_seed = self.seed
 
 
 def load_task_model(config, label_names):
@@ -121,7 +125,7 @@ def finetune(config, report=print):
     task, metrics_path, splits = start_run(config, report)
     (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = splits
 
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.training_seed)
     model = load_task_model(config, label_names)
     steps = config.epochs * -(-len(train_y) // config.batch_size)
     model.compile(optimizer=make_optimizer("adamw", config.learning_rate, steps, int(config.warmup * steps)))
@@ -135,7 +139,7 @@ def finetune(config, report=print):
     start = time.perf_counter()
     model.fit(train_x, train_y, validation_data=(val_x, val_y), epochs=config.epochs, batch_size=config.batch_size,
               callbacks=[checkpoint, keras.callbacks.CSVLogger(os.path.join(config.out, "metrics.csv"))],
-              verbose=config.verbose, seed=config.seed)
+              verbose=config.verbose, seed=config.training_seed)
     train_seconds = time.perf_counter() - start
 
     model.load_weights(os.path.join(best_dir, "model.weights.h5"))
@@ -156,7 +160,8 @@ def finetune(config, report=print):
                "label_names": label_names,
                "examples": {"train": len(train_y), "validation": len(val_y), "test": len(test_y)},
                "parameters": model.count_params(), "trainable_parameters": trainable,
-               "lora_rank": config.lora_rank, "epochs": config.epochs, "best_epoch": checkpoint.best_epoch,
+               "lora_rank": config.lora_rank, "epochs": config.epochs, "seed": config.seed,
+               "training_seed": config.training_seed, "best_epoch": checkpoint.best_epoch,
                "best_validation": {task.monitor: checkpoint.best}, "train_seconds": train_seconds,
                "backend": keras.backend.backend(), **results["test"],
                **{key: value for key, value in results.items() if key != "test"}}
