@@ -424,9 +424,10 @@ def test_distill_command_teacher_to_student_with_baseline(tmp_path, preprocessor
     unlabelled.write_text("".join(json.dumps({"text": t}) + "\n" for t in sentiment_texts(100, seed=5)[0]))
     assert main(["distill", "--teacher", str(teacher_dir), "--out", str(tmp_path / "student"), "--student-layers",
                  "2", "--temperature", "2", "--alpha", "0.5", "--hard-label-baseline", "--transfer-data",
-                 str(unlabelled)] + common) == 0
+                 str(unlabelled), "--training-seed", "1"] + common) == 0
     metrics = json.loads((tmp_path / "student" / "metrics.json").read_text())
     assert metrics["student_layers"] == [0, 3]
+    assert (metrics["seed"], metrics["training_seed"]) == (0, 1)
     assert 80 < metrics["examples"]["transfer"] <= 100  # less any text that is also a validation or test text
     teacher_metrics = json.loads((tmp_path / "teacher" / "metrics.json").read_text())
     assert metrics["teacher"]["accuracy"] == pytest.approx(teacher_metrics["accuracy"])  # same test split
