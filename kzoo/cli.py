@@ -340,8 +340,8 @@ def _add_data_arguments(parser):
     parser.add_argument("--test-share", type=float, default=0.2)
     parser.add_argument("--validation-share", type=float, default=0.1, help="of the training rows")
     parser.add_argument("--seed", type=int, default=0, help="the split, and the training unless --training-seed")
-    parser.add_argument("--training-seed", type=int, help="initial head weights, batch order and dropout "
-                        "(default --seed): replicate a run on the same split")
+    parser.add_argument("--training-seed", type=int, help="what is random in training: a new head's "
+                        "weights, batch order, dropout (default --seed): replicate a run on the same split")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sequence-length", type=int, default=128)

@@ -161,8 +161,8 @@ def test_finetune_command_reports_held_out_scores(tmp_path, preprocessor):
 
 
 def test_training_seed_replicates_a_run_on_the_same_split(tmp_path, preprocessor):
-    """--seed fixes the split; --training-seed (default: --seed) alone changes the head's start, batches and
-    dropout: the same training seed gives the same weights, another one other weights."""
+    """--seed fixes the split; --training-seed (default: --seed) alone changes the new head's start, batches
+    and dropout: the same training seed gives the same weights, another one other weights."""
     import json
 
     from kzoo.cli import main
