@@ -12,7 +12,9 @@ not be scored here.
         --pairs distilled:hard_labels
 
 Writes each model's accuracy and macro-F1, and for each `--pairs A:B` the paired difference A − B on the same rows
-(95% bootstrap interval, exact McNemar p).
+(95% bootstrap interval, exact McNemar p). `--pairs A1,A2:B1,B2` pools training runs (e.g. `kzoo distill
+--training-seed`): run i of A against run i of B, the difference of their mean accuracies. `--test-split` scores
+the 3,646-row test split of `kzoo finetune` / `kzoo distill` (their default seed and shares) instead.
 """
 
 import argparse
@@ -22,7 +24,7 @@ import time
 
 from kzoo.atomic import atomic_file
 from kzoo.models import TextClassifier
-from kzoo.train.finetune import FinetuneConfig
+from kzoo.train.finetune import FinetuneConfig, load_splits
 from kzoo.train.finetune_tasks import TASKS
 from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference, read_rows, tweets_csv
 
@@ -39,9 +41,11 @@ def unseen_rows(config, seen_where, where):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", required=True, help="NAME=FOLDER (a kzoo classifier preset)")
-    parser.add_argument("--pairs", nargs="*", default=[], help="A:B, names from --models: paired A − B")
+    parser.add_argument("--pairs", nargs="*", default=[], help="A:B (or A1,A2:B1,B2: runs of each), names from --models: paired A − B")
     parser.add_argument("--where", default="confidence<0.8")
     parser.add_argument("--seen-where", default="confidence>=0.8", help="the rows the models were trained/tested on")
+    parser.add_argument("--test-split", action="store_true", help="score the test split of the --seen-where rows "
+                        "(kzoo distill's default seed and shares) instead of the unseen rows")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sequence-length", type=int, default=128, help="as kzoo distill's default")
     parser.add_argument("--out", required=True, help="a .json file")
@@ -50,19 +54,26 @@ def main():
     if malformed:
         parser.error(f"--models {malformed}: give NAME=FOLDER.")
     folders = dict(spec.split("=", 1) for spec in args.models)
+    pairs = {}
     for pair in args.pairs:
-        missing = [name for name in pair.split(":") if name not in folders]
-        if missing or pair.count(":") != 1:
-            parser.error(f"--pairs {pair!r}: give A:B with both names from --models ({sorted(folders)}).")
+        sides = [side.split(",") for side in pair.split(":")]
+        if len(sides) != 2 or len(sides[0]) != len(sides[1]) or any(n not in folders for side in sides for n in side):
+            parser.error(f"--pairs {pair!r}: give A:B (or A1,A2:B1,B2, as many runs each side) with names from "
+                         f"--models ({sorted(folders)}).")
+        pairs[pair.replace(":", "-")] = sides
 
-    config = FinetuneConfig(task="classify", data=tweets_csv(), source="", out="", label_field="sentiment",
-                            encoding_errors="replace")
-    texts, labels, dropped = unseen_rows(config, args.seen_where, args.where)
-    print(f"{len(texts):,} rows where {args.where} ({dropped:,} dropped: their text is also a row where "
-          f"{args.seen_where})")
     task = TASKS["classify"]
-    results = {"where": args.where, "seen_where": args.seen_where, "rows": len(texts), "dropped": dropped,
-               "models": {}, "pairs": {}}
+    config = FinetuneConfig(task="classify", data=tweets_csv(), source="", out="", label_field="sentiment",
+                            where=args.seen_where, encoding_errors="replace")
+    if args.test_split:
+        _, _, (texts, labels), _ = load_splits(config, task)
+        results = {"split": "test", "seen_where": args.seen_where, "seed": config.seed}
+    else:
+        texts, labels, dropped = unseen_rows(config, args.seen_where, args.where)
+        print(f"{len(texts):,} rows where {args.where} ({dropped:,} dropped: their text is also a row where "
+              f"{args.seen_where})")
+        results = {"split": "unseen", "where": args.where, "seen_where": args.seen_where, "dropped": dropped}
+    results.update(rows=len(texts), models={}, pairs={})
     correct = {}
     for name, folder in folders.items():
         model = TextClassifier.from_preset(folder, sequence_length=args.sequence_length)
@@ -77,10 +88,10 @@ def main():
                                    "predict_seconds": time.perf_counter() - start}
         print(f"{name:>14}: accuracy {results['models'][name]['accuracy']:.4f}, macro-F1 "
               f"{results['models'][name]['macro_f1']:.4f} ({folder})")
-    for pair in args.pairs:
-        a, b = pair.split(":")
-        results["pairs"][f"{a}-{b}"] = paired_accuracy_difference(correct[a], correct[b])
-        print(f"{a} − {b}: {describe_paired(results['pairs'][f'{a}-{b}'], 'tweets')}")
+    for key, (a, b) in pairs.items():
+        results["pairs"][key] = paired_accuracy_difference([correct[n] for n in a], [correct[n] for n in b])
+        runs = f" ({len(a)} runs each; counts over runs)" if len(a) > 1 else ""
+        print(f"{key}{runs}: {describe_paired(results['pairs'][key], 'tweets')}")
     os.makedirs(os.path.dirname(os.path.abspath(args.out)), exist_ok=True)
     with atomic_file(args.out) as f:
         json.dump(results, f, indent=2)

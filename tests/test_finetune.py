@@ -137,6 +137,20 @@ def test_paired_accuracy_difference_against_scipy_and_bootstrap_coverage():
     assert same["difference"] == 0 and same["mcnemar_p"] == 1.0 and same["interval_95"] == [0.0, 0.0]
     with pytest.raises(ValueError, match="equal-length"):
         paired_accuracy_difference(truth_a, truth_b[:10])
+    # Several runs of each (runs × examples): the difference of the mean accuracies; McNemar on every discordant
+    # (run, example) pair; the bootstrap resamples examples with their runs, so identical runs add no certainty.
+    runs_a, runs_b = np.stack([truth_a, rng.random(3000) < 0.90]), np.stack([truth_b, rng.random(3000) < 0.87])
+    pooled = paired_accuracy_difference(runs_a, runs_b, rounds=4000)
+    assert pooled["difference"] == pytest.approx(runs_a.mean() - runs_b.mean())
+    assert pooled["only_a_right"] == np.sum(runs_a & ~runs_b) and pooled["only_b_right"] == np.sum(~runs_a & runs_b)
+    exact = stats.binomtest(pooled["only_a_right"], pooled["only_a_right"] + pooled["only_b_right"]).pvalue
+    assert pooled["mcnemar_p"] == pytest.approx(exact, rel=1e-9)
+    per_example = (runs_a.astype(float) - runs_b).mean(axis=0)
+    low, high = pooled["interval_95"]
+    assert (high - low) / 2 == pytest.approx(1.96 * per_example.std(ddof=1) / np.sqrt(per_example.size), rel=0.1)
+    twice = paired_accuracy_difference(np.stack([truth_a, truth_a]), np.stack([truth_b, truth_b]), rounds=4000)
+    assert twice["difference"] == pytest.approx(paired["difference"]) and twice["interval_95"] == paired["interval_95"]
+    assert twice["only_a_right"] == 2 * paired["only_a_right"]
 
 
 def test_finetune_command_reports_held_out_scores(tmp_path, preprocessor):

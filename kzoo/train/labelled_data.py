@@ -114,23 +114,27 @@ def classification_scores(labels, predictions, num_classes, majority_class):
 
 
 def paired_accuracy_difference(correct_a, correct_b, rounds=10000, seed=0):
-    """How sure is "A beats B" when both were scored on the same examples? `correct_*`: per-example 0/1.
+    """How sure is "A beats B" when both were scored on the same examples? `correct_*`: per-example 0/1, or
+    (runs, examples) for several training runs of each (run i of A paired with run i of B, e.g. training seeds).
 
-    Returns the accuracy difference A − B, its 95% interval from a paired bootstrap over the examples, and the
-    exact two-sided McNemar p-value (a binomial test on the examples exactly one of the two gets right).
-    Written here because it is a few lines and kzoo does not depend on scipy.
+    Returns the accuracy difference A − B (of the mean over runs), its 95% interval from a paired bootstrap over
+    the examples (an example keeps all its runs), and the exact two-sided McNemar p-value: a binomial test on the
+    (run, example) pairs exactly one of the two gets right, which under "A and B are exchangeable" are
+    independent fair coins. Both take the test set as the noise; the spread between training runs shows only in
+    the runs' own differences. Written here because it is a few lines and kzoo does not depend on scipy.
     """
     a, b = np.asarray(correct_a, bool), np.asarray(correct_b, bool)
-    if a.shape != b.shape or a.ndim != 1 or not a.size:
-        raise ValueError(f"correct_a and correct_b must be equal-length, non-empty 1-D; got {a.shape}, {b.shape}.")
-    gain = a.astype("float64") - b
+    if a.shape != b.shape or a.ndim not in (1, 2) or not a.size:
+        raise ValueError(f"correct_a and correct_b must be equal-length, non-empty 1-D (or 2-D: runs × examples); "
+                         f"got {a.shape}, {b.shape}.")
+    gain = (a.astype("float64") - b).reshape(-1, a.shape[-1]).mean(axis=0)  # per example, over the runs
     rng = np.random.default_rng(seed)
-    means = np.concatenate([gain[rng.integers(0, a.size, (min(500, rounds - start), a.size))].mean(axis=1)
+    means = np.concatenate([gain[rng.integers(0, gain.size, (min(500, rounds - start), gain.size))].mean(axis=1)
                             for start in range(0, rounds, 500)])  # 500 resamples at a time bounds the memory
     low, high = np.percentile(means, [2.5, 97.5])
     only_a, only_b = int(np.sum(a & ~b)), int(np.sum(~a & b))
     discordant, fewer = only_a + only_b, min(only_a, only_b)
-    tail = sum(math.comb(discordant, k) for k in range(fewer + 1)) / 2.0 ** discordant if discordant else 1.0
+    tail = sum(math.comb(discordant, k) for k in range(fewer + 1)) / 2 ** discordant  # exact: int / int
     return {"difference": float(gain.mean()), "interval_95": [float(low), float(high)],
             "only_a_right": only_a, "only_b_right": only_b, "mcnemar_p": min(1.0, 2 * tail)}
 
