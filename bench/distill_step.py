@@ -13,8 +13,7 @@ stall on a shared VM). student.fit and teacher.predict of a pretrainer compute t
 positions only; the cosine loss needs every position of both models, so `mlm` does more work than its parts
 by design, and `mlm_kd`, where the Distiller takes the same shortcut, isolates the Distiller's own overhead.
 On JAX the first round also reads XLA's count of floating-point operations in each compiled step (the same
-three steps, one batch): the work the steps do, free of timing noise, so the FLOP ratio is the floor a
-time ratio can reach.
+three steps, one batch): the work the steps do, free of timing noise, which the time ratio tracks.
 
     .venv/bin/python bench/distill_step.py                  # TF and JAX, batch 32 x 64, 10 steps, 3 rounds
 """

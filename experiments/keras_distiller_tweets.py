@@ -66,7 +66,7 @@ def main():
     task = TASKS["classify"]
     (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = load_splits(config, task)
     teacher = TextClassifier.from_preset(args.teacher)
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.training_seed)
     student, layers = _make_student(config, teacher)
     distiller = keras.distillation.Distiller(
         teacher=teacher, student=student, student_loss_weight=args.alpha,

@@ -14,7 +14,7 @@ not be scored here.
 Writes each model's accuracy and macro-F1, and for each `--pairs A:B` the paired difference A − B on the same rows
 (95% bootstrap interval, exact McNemar p). `--pairs A1,A2:B1,B2` pools training runs (e.g. `kzoo distill
 --training-seed`): run i of A against run i of B, the difference of their mean accuracies. `--test-split` scores
-the 3,646-row test split of `kzoo finetune` / `kzoo distill` (their default seed and shares) instead.
+the 3,646-row test split of `kzoo finetune` / `kzoo distill` (their default shares, `--seed`) instead.
 """
 
 import argparse
@@ -42,14 +42,17 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", required=True, help="NAME=FOLDER (a kzoo classifier preset)")
     parser.add_argument("--pairs", nargs="*", default=[], help="A:B (or A1,A2:B1,B2: runs of each), names from --models: paired A − B")
-    parser.add_argument("--where", default="confidence<0.8")
+    parser.add_argument("--where", help="the rows to score (default: confidence<0.8); not with --test-split")
     parser.add_argument("--seen-where", default="confidence>=0.8", help="the rows the models were trained/tested on")
     parser.add_argument("--test-split", action="store_true", help="score the test split of the --seen-where rows "
-                        "(kzoo distill's default seed and shares) instead of the unseen rows")
+                        "(kzoo distill's default shares) instead of the unseen rows")
+    parser.add_argument("--seed", type=int, default=0, help="with --test-split: the models' kzoo distill --seed")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sequence-length", type=int, default=128, help="as kzoo distill's default")
     parser.add_argument("--out", required=True, help="a .json file")
     args = parser.parse_args()
+    if args.test_split and args.where:
+        parser.error("--where picks unseen rows to score; --test-split scores the test split of --seen-where.")
     malformed = [spec for spec in args.models if "=" not in spec]
     if malformed:
         parser.error(f"--models {malformed}: give NAME=FOLDER.")
@@ -64,15 +67,16 @@ def main():
 
     task = TASKS["classify"]
     config = FinetuneConfig(task="classify", data=tweets_csv(), source="", out="", label_field="sentiment",
-                            where=args.seen_where, encoding_errors="replace")
+                            where=args.seen_where, encoding_errors="replace", seed=args.seed)
     if args.test_split:
         _, _, (texts, labels), _ = load_splits(config, task)
         results = {"split": "test", "seen_where": args.seen_where, "seed": config.seed}
     else:
-        texts, labels, dropped = unseen_rows(config, args.seen_where, args.where)
-        print(f"{len(texts):,} rows where {args.where} ({dropped:,} dropped: their text is also a row where "
+        where = args.where or "confidence<0.8"
+        texts, labels, dropped = unseen_rows(config, args.seen_where, where)
+        print(f"{len(texts):,} rows where {where} ({dropped:,} dropped: their text is also a row where "
               f"{args.seen_where})")
-        results = {"split": "unseen", "where": args.where, "seen_where": args.seen_where, "dropped": dropped}
+        results = {"split": "unseen", "where": where, "seen_where": args.seen_where, "dropped": dropped}
     results.update(rows=len(texts), models={}, pairs={})
     correct = {}
     for name, folder in folders.items():

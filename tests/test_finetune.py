@@ -137,20 +137,34 @@ def test_paired_accuracy_difference_against_scipy_and_bootstrap_coverage():
     assert same["difference"] == 0 and same["mcnemar_p"] == 1.0 and same["interval_95"] == [0.0, 0.0]
     with pytest.raises(ValueError, match="equal-length"):
         paired_accuracy_difference(truth_a, truth_b[:10])
-    # Several runs of each (runs × examples): the difference of the mean accuracies; McNemar on every discordant
-    # (run, example) pair; the bootstrap resamples examples with their runs, so identical runs add no certainty.
+    # Several runs of each (runs × examples): the difference of the mean accuracies, a bootstrap and a sign-flip
+    # test with the examples as the units, so copies of one run add no certainty.
     runs_a, runs_b = np.stack([truth_a, rng.random(3000) < 0.90]), np.stack([truth_b, rng.random(3000) < 0.87])
     pooled = paired_accuracy_difference(runs_a, runs_b, rounds=4000)
     assert pooled["difference"] == pytest.approx(runs_a.mean() - runs_b.mean())
     assert pooled["only_a_right"] == np.sum(runs_a & ~runs_b) and pooled["only_b_right"] == np.sum(~runs_a & runs_b)
-    exact = stats.binomtest(pooled["only_a_right"], pooled["only_a_right"] + pooled["only_b_right"]).pvalue
-    assert pooled["mcnemar_p"] == pytest.approx(exact, rel=1e-9)
     per_example = (runs_a.astype(float) - runs_b).mean(axis=0)
     low, high = pooled["interval_95"]
     assert (high - low) / 2 == pytest.approx(1.96 * per_example.std(ddof=1) / np.sqrt(per_example.size), rel=0.1)
+    gains = (runs_a.astype(int) - runs_b).sum(axis=0)[:500]  # the sign-flip null's normal limit, at p ≈ 0.05:
+    z = (abs(gains.sum()) - 1) / np.sqrt(np.sum(gains ** 2))  # variance Σg², the sum moves in steps of 2
+    assert paired_accuracy_difference(runs_a[:, :500], runs_b[:, :500])["sign_flip_p"] == pytest.approx(
+        2 * stats.norm.sf(z), rel=0.02)
     twice = paired_accuracy_difference(np.stack([truth_a, truth_a]), np.stack([truth_b, truth_b]), rounds=4000)
     assert twice["difference"] == pytest.approx(paired["difference"]) and twice["interval_95"] == paired["interval_95"]
-    assert twice["only_a_right"] == 2 * paired["only_a_right"]
+    assert twice["sign_flip_p"] == pytest.approx(paired["mcnemar_p"], rel=1e-9)
+
+
+def test_sign_flip_p_against_enumerating_every_sign():
+    from itertools import product
+
+    from kzoo.train.labelled_data import sign_flip_p
+
+    gains = np.array([2, 1, 0, -1, 2, 3, 1, -2, 1, 0, 2, 1])  # summed over three runs: magnitudes 0 to 3
+    nonzero = np.abs(gains[gains != 0])
+    sums = np.array([np.dot(signs, nonzero) for signs in product([-1, 1], repeat=nonzero.size)])
+    assert sign_flip_p(gains) == pytest.approx(np.mean(np.abs(sums) >= abs(gains.sum())), rel=1e-12)
+    assert sign_flip_p(np.zeros(5, int)) == 1.0 and sign_flip_p(-gains) == sign_flip_p(gains)
 
 
 def test_finetune_command_reports_held_out_scores(tmp_path, preprocessor):
@@ -180,6 +194,8 @@ def test_training_seed_replicates_a_run_on_the_same_split(tmp_path, preprocessor
     import json
 
     from kzoo.cli import main
+    from kzoo.train.finetune import FinetuneConfig, load_splits
+    from kzoo.train.finetune_tasks import TASKS
 
     texts, labels = sentiment_texts(160, seed=4)
     data = tmp_path / "data.jsonl"
@@ -199,6 +215,12 @@ def test_training_seed_replicates_a_run_on_the_same_split(tmp_path, preprocessor
         assert metrics["examples"] == {"train": 115, "validation": 13, "test": 32}
     assert all(np.array_equal(a, b) for a, b in zip(weights["default"], weights["same"]))
     assert not all(np.array_equal(a, b) for a, b in zip(weights["default"], weights["other"]))
+
+    def split(**seeds):
+        config = FinetuneConfig(task="classify", data=str(data), source="", out="", **seeds)
+        return load_splits(config, TASKS["classify"], report=lambda *_: None)
+
+    assert split(seed=3) == split(seed=3, training_seed=4) and split(seed=3)[2] != split(seed=4)[2]  # --seed alone
 
 
 @pytest.mark.parametrize("arch,task", [("bert", "classifier"), ("bert", "masked_lm"), ("distil_bert", "masked_lm"),

@@ -29,7 +29,8 @@ class FinetuneConfig:
     validation_share: float = 0.1  # of the training rows, for checkpoint selection
     seed: int = 0  # the split, and the training unless `training_seed` is set
     # What is random in training (a new head's weights, batch order, dropout): another value replicates a run on the
-    # same split. A distilled student's head is the teacher's, so there only the batches and dropout change.
+    # same split. A distilled student's head is the teacher's (when the shapes match), so there only the batches
+    # and dropout change.
     training_seed: int | None = None
     epochs: int = 2
     batch_size: int = 32
