@@ -153,6 +153,7 @@ def test_paired_accuracy_difference_against_scipy_and_bootstrap_coverage():
     twice = paired_accuracy_difference(np.stack([truth_a, truth_a]), np.stack([truth_b, truth_b]), rounds=4000)
     assert twice["difference"] == pytest.approx(paired["difference"]) and twice["interval_95"] == paired["interval_95"]
     assert twice["sign_flip_p"] == pytest.approx(paired["mcnemar_p"], rel=1e-9)
+    assert paired_accuracy_difference([truth_a], [truth_b], rounds=4000) == paired  # one run: McNemar
 
 
 def test_sign_flip_p_against_enumerating_every_sign():

@@ -138,7 +138,7 @@ def paired_accuracy_difference(correct_a, correct_b, rounds=10000, seed=0):
     low, high = np.percentile(means, [2.5, 97.5])
     return {"difference": float(gain.mean()), "interval_95": [float(low), float(high)],
             "only_a_right": int(np.sum(a & ~b)), "only_b_right": int(np.sum(~a & b)),
-            ("mcnemar_p" if a.ndim == 1 else "sign_flip_p"): sign_flip_p(gains)}
+            ("mcnemar_p" if runs == 1 else "sign_flip_p"): sign_flip_p(gains)}
 
 
 def sign_flip_p(gains):
