@@ -41,7 +41,8 @@ def unseen_rows(config, seen_where, where):
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", required=True, help="NAME=FOLDER (a kzoo classifier preset)")
-    parser.add_argument("--pairs", nargs="*", default=[], help="A:B (or A1,A2:B1,B2: runs of each), names from --models: paired A − B")
+    parser.add_argument("--pairs", nargs="*", default=[],
+                        help="A:B (or A1,A2:B1,B2: runs of each), names from --models: paired A − B")
     parser.add_argument("--where", help="the rows to score (default: confidence<0.8); not with --test-split")
     parser.add_argument("--seen-where", default="confidence>=0.8", help="the rows the models were trained/tested on")
     parser.add_argument("--test-split", action="store_true", help="score the test split of the --seen-where rows "
