@@ -29,10 +29,10 @@ from kzoo.train.finetune_tasks import TASKS
 from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference, read_rows, tweets_csv
 
 
-def unseen_rows(config, seen_where, where):
-    """(texts, labels) of the rows satisfying `where` whose text is in no row satisfying `seen_where`."""
+def unseen_rows(config, where):
+    """(texts, labels) of the rows satisfying `where` whose text is in no row of `config.where` (the seen rows)."""
     task = TASKS["classify"]
-    seen = set(task.texts(read_rows(config.data, where=seen_where, encoding_errors=config.encoding_errors), config))
+    seen = set(task.texts(read_rows(config.data, where=config.where, encoding_errors=config.encoding_errors), config))
     texts, labels = task.read(read_rows(config.data, where=where, encoding_errors=config.encoding_errors), config)
     kept = [(t, y) for t, y in zip(texts, labels) if t not in seen]
     return [t for t, _ in kept], [y for _, y in kept], len(texts) - len(kept)
@@ -74,7 +74,7 @@ def main():
         results = {"split": "test", "seen_where": args.seen_where, "seed": config.seed}
     else:
         where = args.where or "confidence<0.8"
-        texts, labels, dropped = unseen_rows(config, args.seen_where, where)
+        texts, labels, dropped = unseen_rows(config, where)
         print(f"{len(texts):,} rows where {where} ({dropped:,} dropped: their text is also a row where "
               f"{args.seen_where})")
         results = {"split": "unseen", "where": where, "seen_where": args.seen_where, "dropped": dropped}

@@ -151,9 +151,10 @@ def sign_flip_p(gains):
     pmf = np.ones(1)  # of X = Σ over examples with a positive sign of |g_e|
     for k in np.unique(magnitudes):
         n = int(np.sum(magnitudes == k))
+        log_norm = math.lgamma(n + 1) - n * math.log(2)
         spread = np.zeros(int(k) * n + 1)
-        spread[::int(k)] = [math.exp(math.lgamma(n + 1) - math.lgamma(j + 1) - math.lgamma(n - j + 1)
-                                     - n * math.log(2)) for j in range(n + 1)]  # Binomial(n, 1/2) at multiples of k
+        spread[::int(k)] = [math.exp(log_norm - math.lgamma(j + 1) - math.lgamma(n - j + 1))
+                            for j in range(n + 1)]  # Binomial(n, 1/2) at multiples of k
         pmf = np.convolve(pmf, spread)
     total = int(magnitudes.sum())
     observed = abs(int(np.sum(gains)))
