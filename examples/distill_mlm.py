@@ -57,7 +57,7 @@ def main():
     from kzoo.distill import DISTILBERT_LOSS_WEIGHTS, Distiller, init_student, student_backbone
     from kzoo.models import BertPretrainer, DistilBertMaskedLM
     from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference
-    from kzoo.train.mlm_scoring import every_token_correctness, masked_token_correctness
+    from kzoo.train.mlm_scoring import every_token_correctness, masked_target_kinds, masked_token_correctness
     from kzoo.train.optim import make_optimizer
     from kzoo.train.pretrain import PretrainConfig, pretrain, unigram_baseline
 
@@ -140,7 +140,8 @@ def main():
                                   "distilled_vs_alone": paired_accuracy_difference(every_token["distilled"],
                                                                                    every_token["alone"])}
         np.savez_compressed(os.path.join(args.out, "every_token_correct.npz"), **every_token)
-    np.savez_compressed(os.path.join(args.out, "masked_token_correct.npz"), **correct)
+    np.savez_compressed(os.path.join(args.out, "masked_token_correct.npz"), **correct,
+                        kind=masked_target_kinds(held_out, special_ids(tokenizer).mask))
     with open(os.path.join(args.out, "distill_mlm.json"), "w") as f:
         json.dump(results, f, indent=2)
     print(f"\nheld-out masked-token accuracy ({keras.backend.backend()}, {args.steps} steps each): teacher "

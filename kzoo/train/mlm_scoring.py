@@ -23,6 +23,20 @@ def masked_token_correctness(predict, batches):
     return np.concatenate(correct)
 
 
+TARGET_KINDS = ("mask", "random", "kept")  # what the model was shown at a target: 80/10/10
+
+
+def masked_target_kinds(batches, mask_id):
+    """Per real masked token of `batches`, in `masked_token_correctness`'s order: 0 if the input there is [MASK],
+    1 if a random id replaced it, 2 if it was kept (the model sees the answer); `TARGET_KINDS` names them."""
+    kinds = []
+    for x, y, weights in batches.as_numpy_iterator():
+        labels, is_target = _targets(y, weights)
+        shown = np.take_along_axis(np.asarray(x["token_ids"]), np.asarray(x["mask_positions"]), axis=1)
+        kinds.append(np.where(shown == mask_id, 0, np.where(shown == labels, 2, 1))[is_target].astype("int8"))
+    return np.concatenate(kinds)
+
+
 def every_token_correctness(predict, batches, mask_id, special_ids, passes=7):
     """0/1 per non-special token of the rows of `batches`, each hidden as [MASK] exactly once.
 
