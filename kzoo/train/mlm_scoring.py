@@ -28,7 +28,8 @@ TARGET_KINDS = ("mask", "random", "kept")  # what the model was shown at a targe
 
 def masked_target_kinds(batches, mask_id):
     """Per real masked token of `batches`, in `masked_token_correctness`'s order: 0 if the input there is [MASK],
-    1 if a random id replaced it, 2 if it was kept (the model sees the answer); `TARGET_KINDS` names them."""
+    1 if a random id replaced it, 2 if it shows the token itself (kept, or a random draw of the same id: the model
+    sees the answer either way); `TARGET_KINDS` names them."""
     kinds = []
     for x, y, weights in batches.as_numpy_iterator():
         labels, is_target = _targets(y, weights)
