@@ -187,7 +187,15 @@ def test_question_answerer_finds_spans_and_no_answer(preprocessor, tmp_path):
     assert all(" " not in p["answer"] for p in short)
     model.save_to_preset(str(tmp_path / "qa"))
     loaded = SpanQuestionAnswerer.from_preset(str(tmp_path / "qa"))
-    assert loaded.predict_answers(questions[1200:1240], contexts[1200:1240]) == predicted[:40]
+    # The same batch before and after saving (a batch of another size may round the scores differently):
+    # the same spans, and scores equal within float32 round-off.
+    before = model.predict_answers(questions[1200:1240], contexts[1200:1240])
+    after = loaded.predict_answers(questions[1200:1240], contexts[1200:1240])
+    assert [(p["answer"], p["start"], p["end"]) for p in after] == [(p["answer"], p["start"], p["end"]) for p in before]
+    def scores(predictions):  # no-answer predictions have no score
+        return [np.nan if p["score"] is None else p["score"] for p in predictions]
+
+    np.testing.assert_allclose(scores(after), scores(before), rtol=1e-5)
 
 
 def test_padding_positions_are_never_answers(preprocessor):
