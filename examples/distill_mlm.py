@@ -98,9 +98,9 @@ def main():
     teacher_data = held_out.map(for_teacher)
     results["teacher"] = {"mlm_accuracy": float(teacher.evaluate(teacher_data, return_dict=True, verbose=0)[
         "mlm_accuracy"]), "layers": teacher.backbone.num_layers}
+    ids = special_ids(tokenizer)
     every_token = {}  # per held-out token, hidden once: many more paired targets than one masking draw has
     if args.every_token_passes:
-        ids = special_ids(tokenizer)
         def score_every_token(predict):
             return every_token_correctness(predict, held_out, ids.mask, [ids.cls, ids.sep, ids.pad],
                                            args.every_token_passes)
@@ -127,9 +127,12 @@ def main():
         scores = student.evaluate(held_out, return_dict=True, verbose=0)
         results[run] = {"mlm_accuracy": float(scores["mlm_accuracy"]), "mlm_loss": float(scores["mlm_loss"]),
                         "train_seconds": time.perf_counter() - began, "teacher_layers": layers}
-        correct[run] = masked_token_correctness(lambda x: student.predict_on_batch(x)["mlm"], held_out)
+        def predict(x):
+            return student.predict_on_batch(x)["mlm"]
+
+        correct[run] = masked_token_correctness(predict, held_out)
         if args.every_token_passes:
-            every_token[run] = score_every_token(lambda x: student.predict_on_batch(x)["mlm"])
+            every_token[run] = score_every_token(predict)
             results[run]["every_token_accuracy"] = float(every_token[run].mean())
         student.save_to_preset(os.path.join(args.out, f"student_{run}"), overwrite=True,
                                assets=[os.path.join(teacher_dir, "vocab.txt")])
@@ -141,7 +144,7 @@ def main():
                                                                                    every_token["alone"])}
         np.savez_compressed(os.path.join(args.out, "every_token_correct.npz"), **every_token)
     np.savez_compressed(os.path.join(args.out, "masked_token_correct.npz"), **correct,
-                        kind=masked_target_kinds(held_out, special_ids(tokenizer).mask))
+                        kind=masked_target_kinds(held_out, ids.mask))
     with open(os.path.join(args.out, "distill_mlm.json"), "w") as f:
         json.dump(results, f, indent=2)
     print(f"\nheld-out masked-token accuracy ({keras.backend.backend()}, {args.steps} steps each): teacher "

@@ -39,11 +39,11 @@ def main():
                             "alone": alone.mean(axis=1).tolist(), "distilled_vs_alone": paired}
         print(f"{scoring} ({alone.shape[1]:,} tokens, {len(args.runs)} runs): distilled "
               f"{distilled.mean():.4f}, alone {alone.mean():.4f}; {describe_paired(paired, 'token scores')}")
-        kinds = [s["kind"] for s in scores if "kind" in s]
+        kinds = [s["kind"] for s in scores if "kind" in s]  # saved with the one-draw scores only
         if any(not np.array_equal(k, kinds[0]) for k in kinds):
             raise ValueError("The runs' masked tokens were shown differently ([MASK] / random / kept): they did not "
                              "score the same held-out batches.")
-        if scoring == "masked_token" and kinds:
+        if kinds:
             results["by_target_kind"] = {}
             for index, kind in enumerate(TARGET_KINDS):
                 at = kinds[0] == index
