@@ -142,6 +142,8 @@ def test_paired_accuracy_difference_against_scipy_and_bootstrap_coverage():
     runs_a, runs_b = np.stack([truth_a, rng.random(3000) < 0.90]), np.stack([truth_b, rng.random(3000) < 0.87])
     pooled = paired_accuracy_difference(runs_a, runs_b, rounds=4000)
     assert pooled["difference"] == pytest.approx(runs_a.mean() - runs_b.mean())
+    assert pooled["run_differences"] == pytest.approx([truth_a.mean() - truth_b.mean(),
+                                                       runs_a[1].mean() - runs_b[1].mean()])
     assert pooled["only_a_right"] == np.sum(runs_a & ~runs_b) and pooled["only_b_right"] == np.sum(~runs_a & runs_b)
     per_example = (runs_a.astype(float) - runs_b).mean(axis=0)
     low, high = pooled["interval_95"]

@@ -118,7 +118,8 @@ def paired_accuracy_difference(correct_a, correct_b, rounds=10000, seed=0):
     (runs, examples) for several training runs of each (run i of A paired with run i of B, e.g. training seeds).
 
     Returns the accuracy difference A − B (of the mean over runs), its 95% interval from a paired bootstrap over
-    the examples (an example keeps all its runs), the counts of (run, example) pairs only A or only B gets right,
+    the examples (an example keeps all its runs), each run's own difference (`run_differences`, several runs
+    only), the counts of (run, example) pairs only A or only B gets right,
     and an exact two-sided p-value with the examples as the units, as the bootstrap has: for one run the exact
     McNemar test (`mcnemar_p`), for several its generalisation (`sign_flip_p`): each example's summed gain
     keeps or flips its sign at random. Identical runs therefore add no certainty. Both take the test set as the
@@ -136,9 +137,12 @@ def paired_accuracy_difference(correct_a, correct_b, rounds=10000, seed=0):
     means = np.concatenate([gain[rng.integers(0, gain.size, (min(500, rounds - start), gain.size))].mean(axis=1)
                             for start in range(0, rounds, 500)])  # 500 resamples at a time bounds the memory
     low, high = np.percentile(means, [2.5, 97.5])
-    return {"difference": float(gain.mean()), "interval_95": [float(low), float(high)],
-            "only_a_right": int(np.sum(a & ~b)), "only_b_right": int(np.sum(~a & b)),
-            ("mcnemar_p" if runs == 1 else "sign_flip_p"): sign_flip_p(gains)}
+    result = {"difference": float(gain.mean()), "interval_95": [float(low), float(high)],
+              "only_a_right": int(np.sum(a & ~b)), "only_b_right": int(np.sum(~a & b)),
+              ("mcnemar_p" if runs == 1 else "sign_flip_p"): sign_flip_p(gains)}
+    if runs > 1:  # the spread between training runs, for a test with the runs as the units
+        result["run_differences"] = (a.mean(axis=-1) - b.mean(axis=-1)).tolist()
+    return result
 
 
 def sign_flip_p(gains):
@@ -165,9 +169,11 @@ def describe_paired(paired, what="examples"):
     """One line for a `paired_accuracy_difference` result; `what` names the scored items."""
     low, high = paired["interval_95"]
     test, p = ("McNemar p", paired["mcnemar_p"]) if "mcnemar_p" in paired else ("sign-flip p", paired["sign_flip_p"])
+    runs = paired.get("run_differences")
+    per_run = f"; per run {', '.join(f'{d:+.4f}' for d in runs)}" if runs else ""
     return (f"{paired['difference']:+.4f} accuracy, 95% interval [{low:+.4f}, {high:+.4f}] (paired bootstrap), "
             f"{test} = {p:.3f} ({paired['only_a_right']} vs {paired['only_b_right']} {what} "
-            "only one of them gets right)")
+            f"only one of them gets right{per_run})")
 
 
 def tweets_csv():
