@@ -285,7 +285,8 @@ def _distill(args):
         learning_rate=args.learning_rate,
         sequence_length=args.sequence_length, max_train_examples=args.max_train_examples,
         max_test_examples=args.max_test_examples, student_layers=args.student_layers,
-        student_arch=args.student_arch, temperature=args.temperature, alpha=args.alpha, kd_weight=args.kd_weight,
+        student_arch=args.student_arch, student_init=args.student_init, temperature=args.temperature,
+        alpha=args.alpha, kd_weight=args.kd_weight,
         hard_label_baseline=args.hard_label_baseline, transfer_data=args.transfer_data,
         transfer_where=args.transfer_where, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
     distill(config)
@@ -423,7 +424,8 @@ def build_parser():
     distill = commands.add_parser(
         "distill", help="distil a fine-tuned classifier into a shallower student",
         description="Reads the teacher's data with the same split as `kzoo finetune` (same --seed and shares), "
-                    "makes a student of --student-layers layers initialised from evenly spread teacher layers, "
+                    "makes a student of --student-layers layers initialised from evenly spread teacher layers (or "
+                    "--student-init's), "
                     "trains it on alpha x labels + (1 - alpha) x T^2 KL(teacher || student), keeps the best "
                     "checkpoint, and reports teacher and student accuracy, their ratio, encoder parameters and the "
                     "speed-up on one batch (also in OUT/metrics.json).")
@@ -434,6 +436,9 @@ def build_parser():
     distill.add_argument("--student-layers", type=int, default=3)
     distill.add_argument("--student-arch", choices=["bert", "distil_bert", "albert"],
                          help="default: the teacher's; distil_bert from a BERT teacher")
+    distill.add_argument("--student-init", help="take the student's embeddings and evenly spread layers from this "
+                         "checkpoint (a kzoo preset or Hugging Face folder with the teacher's vocabulary, e.g. the "
+                         "one the teacher was fine-tuned from) instead of the teacher; its head is drawn fresh")
     distill.add_argument("--temperature", type=float, default=2.0)
     distill.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label loss")
     distill.add_argument("--kd-weight", type=float, help="weight of the soft-label loss (default 1 - alpha)")

@@ -443,3 +443,44 @@ def test_distill_command_teacher_to_student_with_baseline(tmp_path, preprocessor
     assert student.backbone.num_layers == 2 and student.preprocessor is not None
     assert main(["distill", "--task", "qa", "--teacher", str(teacher_dir), "--out", str(tmp_path / "x")]
                 + common) == 2
+
+    # --student-init: the student's layers come from the checkpoint the teacher was fine-tuned from.
+    assert main(["distill", "--teacher", str(teacher_dir), "--out", str(tmp_path / "general"), "--student-layers",
+                 "2", "--student-init", str(source)] + common + ["--epochs", "1", "--max-train-examples", "64"]) == 0
+    assert json.loads((tmp_path / "general" / "metrics.json").read_text())["student_init"] == str(source)
+
+
+def test_student_init_copies_another_checkpoints_layers_and_keeps_a_fresh_head(tmp_path, preprocessor):
+    from kzoo.data.task_inputs import TextPreprocessor
+    from kzoo.data.tokenizers import load_wordpiece
+    from kzoo.train.distill_run import DistillConfig, _init_source, _make_student
+
+    def classifier(vocabulary=preprocessor):
+        return TextClassifier(make_backbone("bert", vocabulary_size=len(WORDS) + 5, num_layers=4),
+                              label_names=["neg", "pos"], preprocessor=vocabulary)
+
+    teacher, general = classifier(), classifier()
+    for block in teacher.backbone.encoder.unique_blocks:  # a "fine-tuned" teacher: its layers moved
+        block.set_weights([w + 0.5 for w in block.get_weights()])
+    general.save_to_preset(str(tmp_path / "general"))
+    config = DistillConfig(task="classify", data="-", source="-", out="-", student_layers=2,
+                           student_init=str(tmp_path / "general"))
+    student, layers = _make_student(config, teacher, _init_source(config, teacher))
+    assert layers == [0, 3]
+    for s_block, index in zip(student.backbone.encoder.unique_blocks, layers):
+        for s_w, g_w in zip(s_block.get_weights(), general.backbone.encoder.unique_blocks[index].get_weights()):
+            np.testing.assert_array_equal(s_w, g_w)
+        for s_w, t_w in zip(s_block.get_weights(), teacher.backbone.encoder.unique_blocks[index].get_weights()):
+            assert not np.array_equal(s_w, t_w)
+    assert student.preprocessor is teacher.preprocessor
+    head = [v for v in student.weights if id(v) not in {id(w) for w in student.backbone.weights}]
+    teacher_head = [v for v in teacher.weights if id(v) not in {id(w) for w in teacher.backbone.weights}]
+    assert not np.array_equal(keras.ops.convert_to_numpy(head[0]), keras.ops.convert_to_numpy(teacher_head[0]))
+
+    vocab = tmp_path / "other_vocab.txt"  # the same size, other tokens: the teacher's ids would mean other words
+    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS[::-1]) + "\n")
+    classifier(TextPreprocessor(load_wordpiece(str(vocab)), sequence_length=24)).save_to_preset(
+        str(tmp_path / "other"))
+    with pytest.raises(ValueError, match="another vocabulary than the teacher"):
+        _init_source(DistillConfig(task="classify", data="-", source="-", out="-", student_init=str(tmp_path / "other")),
+                     teacher)

@@ -24,6 +24,10 @@ class DistillConfig(FinetuneConfig):
 
     student_layers: int = 3
     student_arch: str | None = None  # None: the teacher's architecture; "distil_bert" from a BERT teacher
+    # Where the student's embeddings and evenly spread layers come from. None: the teacher (head included).
+    # A general-purpose checkpoint (e.g. the one the teacher was fine-tuned from) gives DistilBERT's task
+    # distillation, whose student starts from general-purpose weights; the student's head is then drawn fresh.
+    student_init: str | None = None
     temperature: float = 2.0
     alpha: float = 0.5
     kd_weight: float | None = None  # None: 1 − alpha
@@ -92,13 +96,26 @@ def _with_unlabelled(x, extra):
     return list(x) + list(extra)
 
 
-def _make_student(config, teacher):
+def _init_source(config, teacher):
+    """The model the student's weights are copied from: the teacher, or `config.student_init`'s backbone."""
+    if config.student_init is None:
+        return teacher
+    source = type(teacher).from_preset(config.student_init, label_names=teacher.label_names,
+                                       sequence_length=config.sequence_length)
+    if source.preprocessor is not None and (source.preprocessor.tokenizer.get_vocabulary()
+                                            != teacher.preprocessor.tokenizer.get_vocabulary()):
+        raise ValueError(f"--student-init {config.student_init} has another vocabulary than the teacher "
+                         f"{config.source}: the student reads the teacher's token ids, so they must match.")
+    return source.backbone  # a backbone: init_student copies no head, the student keeps its fresh one
+
+
+def _make_student(config, teacher, source):
     from kzoo.distill import init_student, student_backbone
 
     backbone = student_backbone(teacher, config.student_layers, config.student_arch)
     student = type(teacher)(backbone, label_names=teacher.label_names)
     student.preprocessor = teacher.preprocessor
-    layers = init_student(student, teacher)
+    layers = init_student(student, source)
     return student, layers
 
 
@@ -121,15 +138,17 @@ def distill(config, report=print):
         raise ValueError(f"The teacher's labels {teacher.label_names} differ from the data's {label_names}: "
                          f"distil on the data (and --label-field) the teacher was fine-tuned on.")
     keras.utils.set_random_seed(config.training_seed)
-    student, layers = _make_student(config, teacher)
+    source = _init_source(config, teacher)
+    student, layers = _make_student(config, teacher, source)
     initial_weights = student.get_weights()
     distill_x, distill_y = train_x, train_y
     if config.transfer_data or config.transfer_where:
         unlabelled = transfer_set(config, [val_x, test_x], report)
         distill_x = _with_unlabelled(train_x, unlabelled)
         distill_y = list(train_y) + [None] * len(_examples(unlabelled))
+    origin = "teacher layers" if config.student_init is None else f"layers of {config.student_init}:"
     report(f"teacher {type(teacher.backbone).__name__} ({teacher.backbone.num_layers} layers) → student "
-           f"{type(student.backbone).__name__} ({len(layers)} layer{'s' * (len(layers) > 1)} from teacher layers "
+           f"{type(student.backbone).__name__} ({len(layers)} layer{'s' * (len(layers) > 1)} from {origin} "
            f"{layers})")
 
     os.makedirs(config.out, exist_ok=True)
@@ -153,7 +172,7 @@ def distill(config, report=print):
     models = {"teacher": teacher, "distilled": student}
     if config.hard_label_baseline:
         keras.utils.set_random_seed(config.training_seed)
-        baseline, _ = _make_student(config, teacher)
+        baseline, _ = _make_student(config, teacher, source)
         baseline.set_weights(initial_weights)
         train("hard_labels", baseline, os.path.join(config.out, "hard_labels", "best"), train_x, train_y)
         baseline.load_weights(os.path.join(config.out, "hard_labels", "best", "model.weights.h5"))
@@ -177,6 +196,7 @@ def distill(config, report=print):
                      "transfer": len(distill_y) - len(train_y)},
         "transfer_data": config.transfer_data, "transfer_where": config.transfer_where,
         "student_layers": layers, "student_arch": type(student.backbone).__name__,
+        "student_init": config.student_init or "teacher",
         "temperature": config.temperature, "alpha": config.alpha, "kd_weight": distiller.kd_weight,
         "epochs": config.epochs, "seed": config.seed, "training_seed": config.training_seed,
         "learning_rate": config.learning_rate, "backend": keras.backend.backend(),
