@@ -484,3 +484,30 @@ def test_student_init_copies_another_checkpoints_layers_and_keeps_a_fresh_head(t
     with pytest.raises(ValueError, match="another vocabulary than the teacher"):
         _init_source(DistillConfig(task="classify", data="-", source="-", out="-", student_init=str(tmp_path / "other")),
                      teacher)
+
+
+@pytest.mark.parametrize("student_init", [False, True], ids=["from-teacher", "student-init"])
+def test_hard_label_baseline_is_the_distilled_student_trained_with_alpha_one(tmp_path, preprocessor, student_init):
+    """With α = 1 distillation is plain training, so the baseline (the same student: same start, data order and
+    dropout draws, only the loss differs) must end with the distilled student's weights."""
+    import json
+
+    from kzoo.cli import main
+
+    texts, labels = sentiment_texts(160, seed=3)
+    data = tmp_path / "data.jsonl"
+    data.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in zip(texts, labels)))
+    teacher = tmp_path / "teacher"
+    TextClassifier(make_backbone("bert", vocabulary_size=len(WORDS) + 5, num_layers=4, dropout=0.3),
+                   label_names=["negative", "positive"], preprocessor=preprocessor).save_to_preset(str(teacher))
+    out = tmp_path / "student"
+    assert main(["distill", "--teacher", str(teacher), "--data", str(data), "--out", str(out), "--student-layers",
+                 "2", "--alpha", "1", "--hard-label-baseline", "--epochs", "2", "--batch-size", "16",
+                 "--learning-rate", "5e-3", "--training-seed", "3", "--quiet"]
+                + (["--student-init", str(teacher)] if student_init else [])) == 0
+    distilled = TextClassifier.from_preset(str(out / "best"))
+    baseline = TextClassifier.from_preset(str(out / "hard_labels" / "best"))
+    start = TextClassifier.from_preset(str(teacher)).backbone.token_embedding.get_weights()[0]
+    assert not np.allclose(distilled.backbone.token_embedding.get_weights()[0], start)  # it trained
+    for d, b in zip(distilled.get_weights(), baseline.get_weights()):
+        np.testing.assert_allclose(d, b, rtol=0, atol=1e-5)

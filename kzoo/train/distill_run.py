@@ -109,14 +109,14 @@ def _init_source(config, teacher):
     return source.backbone  # a backbone: init_student copies no head, the student keeps its fresh one
 
 
-def _make_student(config, teacher, source):
+def _make_student(config, teacher, source=None):
+    """(a fresh student of the teacher's kind, the layers copied into it from `source`; none without one)."""
     from kzoo.distill import init_student, student_backbone
 
     backbone = student_backbone(teacher, config.student_layers, config.student_arch)
     student = type(teacher)(backbone, label_names=teacher.label_names)
     student.preprocessor = teacher.preprocessor
-    layers = init_student(student, source)
-    return student, layers
+    return student, ([] if source is None else init_student(student, source))
 
 
 def distill(config, report=print):
@@ -140,7 +140,9 @@ def distill(config, report=print):
     keras.utils.set_random_seed(config.training_seed)
     source = _init_source(config, teacher)
     student, layers = _make_student(config, teacher, source)
-    initial_weights = student.get_weights()
+    # Weights and dropout seed states: the baseline repeats the student's start and dropout draws exactly, even
+    # where loading --student-init has moved the global seed on between the two builds.
+    initial_state = [keras.ops.convert_to_numpy(variable.value) for variable in student.variables]
     distill_x, distill_y = train_x, train_y
     if config.transfer_data or config.transfer_where:
         unlabelled = transfer_set(config, [val_x, test_x], report)
@@ -172,8 +174,9 @@ def distill(config, report=print):
     models = {"teacher": teacher, "distilled": student}
     if config.hard_label_baseline:
         keras.utils.set_random_seed(config.training_seed)
-        baseline, _ = _make_student(config, teacher, source)
-        baseline.set_weights(initial_weights)
+        baseline, _ = _make_student(config, teacher)
+        for variable, value in zip(baseline.variables, initial_state):
+            variable.assign(value)
         train("hard_labels", baseline, os.path.join(config.out, "hard_labels", "best"), train_x, train_y)
         baseline.load_weights(os.path.join(config.out, "hard_labels", "best", "model.weights.h5"))
         models["hard_labels"] = baseline
