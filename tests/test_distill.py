@@ -7,7 +7,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import VOCAB, make_backbone, make_inputs, run_python
-from test_finetune import WORDS, preprocessor, sentiment_texts  # noqa: F401 (a fixture)
+from test_finetune import WORDS, preprocessor, sentiment_texts, write_sentiment_jsonl  # noqa: F401 (a fixture)
 
 from kzoo.distill import (DISTILBERT_LOSS_WEIGHTS, UNLABELLED, Distiller, cosine_loss, init_student, kd_loss,
                           spread_layers, student_backbone)
@@ -409,9 +409,7 @@ def test_distill_command_teacher_to_student_with_baseline(tmp_path, preprocessor
 
     from kzoo.cli import main
 
-    texts, labels = sentiment_texts(600, seed=2)
-    data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in zip(texts, labels)))
+    data = write_sentiment_jsonl(tmp_path / "data.jsonl", 600, seed=2)
     source = tmp_path / "source"
     TextClassifier(make_backbone("bert", vocabulary_size=len(WORDS) + 5, num_layers=4), num_classes=2,
                    preprocessor=preprocessor).save_to_preset(str(source))
@@ -490,13 +488,9 @@ def test_student_init_copies_another_checkpoints_layers_and_keeps_a_fresh_head(t
 def test_hard_label_baseline_is_the_distilled_student_trained_with_alpha_one(tmp_path, preprocessor, student_init):
     """With α = 1 distillation is plain training, so the baseline (the same student: same start, data order and
     dropout draws, only the loss differs) must end with the distilled student's weights."""
-    import json
-
     from kzoo.cli import main
 
-    texts, labels = sentiment_texts(160, seed=3)
-    data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in zip(texts, labels)))
+    data = write_sentiment_jsonl(tmp_path / "data.jsonl", 160, seed=3)
     teacher = tmp_path / "teacher"
     TextClassifier(make_backbone("bert", vocabulary_size=len(WORDS) + 5, num_layers=4, dropout=0.3),
                    label_names=["negative", "positive"], preprocessor=preprocessor).save_to_preset(str(teacher))

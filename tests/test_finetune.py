@@ -1,5 +1,7 @@
 """Fine-tuning on raw strings: length-bucketed batches, TextClassifier fit/predict/save on text, LoRA, bad input."""
 
+import json
+
 import numpy as np
 import pytest
 from conftest import make_backbone
@@ -31,6 +33,13 @@ def sentiment_texts(count, seed=0):
         texts.append(" ".join(words))
         labels.append(["negative", "positive"][label])
     return texts, labels
+
+
+def write_sentiment_jsonl(path, count, seed=0):
+    """`sentiment_texts(count, seed)` written to `path` as JSON lines {"text", "label"}, as `kzoo finetune` reads."""
+    texts, labels = sentiment_texts(count, seed)
+    path.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in zip(texts, labels)))
+    return path
 
 
 def test_batches_cover_every_example_once_padded_to_their_longest(preprocessor):
@@ -171,13 +180,9 @@ def test_sign_flip_p_against_enumerating_every_sign():
 
 
 def test_finetune_command_reports_held_out_scores(tmp_path, preprocessor):
-    import json
-
     from kzoo.cli import main
 
-    texts, labels = sentiment_texts(800, seed=1)
-    data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in zip(texts, labels)))
+    data = write_sentiment_jsonl(tmp_path / "data.jsonl", 800, seed=1)
     source = tmp_path / "source"
     backbone = make_backbone("bert", vocabulary_size=len(WORDS) + 5)
     TextClassifier(backbone, num_classes=2, preprocessor=preprocessor).save_to_preset(str(source))
@@ -194,15 +199,11 @@ def test_finetune_command_reports_held_out_scores(tmp_path, preprocessor):
 def test_training_seed_replicates_a_run_on_the_same_split(tmp_path, preprocessor):
     """--seed fixes the split; --training-seed (default: --seed) alone changes the new head's start, batches
     and dropout: the same training seed gives the same weights, another one other weights."""
-    import json
-
     from kzoo.cli import main
     from kzoo.train.finetune import FinetuneConfig, load_splits
     from kzoo.train.finetune_tasks import TASKS
 
-    texts, labels = sentiment_texts(160, seed=4)
-    data = tmp_path / "data.jsonl"
-    data.write_text("".join(json.dumps({"text": t, "label": l}) + "\n" for t, l in zip(texts, labels)))
+    data = write_sentiment_jsonl(tmp_path / "data.jsonl", 160, seed=4)
     source = tmp_path / "source"
     TextClassifier(make_backbone("bert", vocabulary_size=len(WORDS) + 5), num_classes=2,
                    preprocessor=preprocessor).save_to_preset(str(source))
