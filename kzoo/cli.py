@@ -286,7 +286,7 @@ def _distill(args):
         sequence_length=args.sequence_length, max_train_examples=args.max_train_examples,
         max_test_examples=args.max_test_examples, student_layers=args.student_layers,
         student_arch=args.student_arch, student_init=args.student_init, temperature=args.temperature,
-        alpha=args.alpha, kd_weight=args.kd_weight,
+        alpha=args.alpha, kd_weight=args.kd_weight, cosine_weight=args.cosine_weight, cosine_layers=args.cosine_layers,
         hard_label_baseline=args.hard_label_baseline, transfer_data=args.transfer_data,
         transfer_where=args.transfer_where, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
     distill(config)
@@ -426,7 +426,8 @@ def build_parser():
         description="Reads the teacher's data with the same split as `kzoo finetune` (same --seed and shares), "
                     "makes a student of --student-layers layers initialised from evenly spread teacher layers (or "
                     "--student-init's), "
-                    "trains it on alpha x labels + (1 - alpha) x T^2 KL(teacher || student), keeps the best "
+                    "trains it on alpha x labels + (1 - alpha) x T^2 KL(teacher || student) (+ cosine-weight x "
+                    "a hidden-state loss), keeps the best "
                     "checkpoint, and reports teacher and student accuracy, their ratio, encoder parameters and the "
                     "speed-up on one batch (also in OUT/metrics.json).")
     distill.add_argument("--task", default="classify", help="classify or tokens")
@@ -442,6 +443,12 @@ def build_parser():
     distill.add_argument("--temperature", type=float, default=2.0)
     distill.add_argument("--alpha", type=float, default=0.5, help="weight of the hard-label loss")
     distill.add_argument("--kd-weight", type=float, help="weight of the soft-label loss (default 1 - alpha)")
+    distill.add_argument("--cosine-weight", type=float, default=0.0,
+                         help="weight of the hidden-state loss: 1 - cos at every non-padding token (default 0: none)")
+    distill.add_argument("--cosine-layers", choices=["last", "spread"], default="last",
+                         help="the hidden states it compares: the last layers', or every student layer's with the "
+                         "teacher layer at the same spread position (6 → 3: [0, 2, 5], the layers a teacher-"
+                         "initialised student starts from), averaged")
     distill.add_argument("--learning-rate", type=float, default=1e-4)
     distill.add_argument("--hard-label-baseline", action="store_true",
                          help="also train the same student on the labels alone, for comparison")

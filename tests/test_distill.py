@@ -38,12 +38,17 @@ def test_kd_loss_equals_numpy_reference(temperature):
     assert float(kd_loss(teacher, teacher, temperature)) == pytest.approx(0.0, abs=1e-6)
 
 
+def _numpy_cosine(s, t, mask):
+    s, t = np.asarray(s, "float64"), np.asarray(t, "float64")
+    cos = (s * t).sum(-1) / np.linalg.norm(s, axis=-1) / np.linalg.norm(t, axis=-1)
+    return ((1 - cos) * mask).sum() / mask.sum()
+
+
 def test_cosine_loss_equals_numpy_reference_on_real_tokens_only():
     rng = np.random.default_rng(1)
     s, t = rng.normal(size=(2, 3, 5, 8)).astype("float32")
     mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], "int32")
-    cos = (s * t).sum(-1) / np.linalg.norm(s, axis=-1) / np.linalg.norm(t, axis=-1)
-    expected = ((1 - cos) * mask).sum() / mask.sum()
+    expected = _numpy_cosine(s, t, mask)
     assert float(keras.ops.convert_to_numpy(cosine_loss(s, t, mask))) == pytest.approx(expected, rel=1e-5)
 
 
@@ -117,11 +122,13 @@ def _classification_data(n=24, length=10):
     return x, y
 
 
-def test_teacher_bit_identical_and_only_student_trains():
+@pytest.mark.parametrize("cosine_layers", [None, [0, 3]], ids=["last-layer", "every-layer"])
+def test_teacher_bit_identical_and_only_student_trains(cosine_layers):
     student, teacher = _classifier_pair()
     teacher_before = [np.array(w) for w in teacher.get_weights()]
     student_before = [np.array(w) for w in student.trainable_weights]
-    distiller = Distiller(student, teacher, temperature=3.0, alpha=0.3, cosine_weight=0.5)
+    distiller = Distiller(student, teacher, temperature=3.0, alpha=0.3, cosine_weight=0.5,
+                          cosine_layers=cosine_layers)
     assert {id(v) for v in distiller.trainable_variables} == {id(v) for v in student.trainable_variables}
     assert not {id(v) for v in distiller.trainable_variables} & {id(v) for v in teacher.weights}
     distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
@@ -135,6 +142,57 @@ def test_teacher_bit_identical_and_only_student_trains():
     logs = distiller.evaluate(x, y, verbose=0, return_dict=True)
     assert logs["loss"] == pytest.approx(0.3 * logs["hard_loss"] + 0.7 * logs["kd_loss"]
                                          + 0.5 * logs["cosine_loss"], rel=1e-4)
+
+
+def _hidden_states(model, x):
+    inputs = {key: keras.ops.convert_to_tensor(x[key]) for key in model.backbone.input_keys}
+    return [keras.ops.convert_to_numpy(h) for h in model.backbone.with_hidden_states()(inputs)["hidden_states"]]
+
+
+def test_layerwise_cosine_loss_pairs_each_student_layer_with_its_teacher_layer():
+    student, teacher = _classifier_pair()  # 4 → 2 layers: the student's are the teacher's [0, 3]
+    rng = np.random.default_rng(0)
+    for variable in teacher.trainable_weights:  # far from a fresh model's near-identity layers
+        variable.assign(rng.normal(0.0, 0.3, variable.shape).astype("float32"))
+    init_student(student, teacher)
+    x = _padded_inputs(teacher.backbone, 6, 9)
+    y = np.arange(6) % 3
+    mask = x["padding_mask"]
+    s_hidden, t_hidden = _hidden_states(student, x), _hidden_states(teacher, x)
+    pairs = [_numpy_cosine(s_hidden[1], t_hidden[1], mask), _numpy_cosine(s_hidden[2], t_hidden[4], mask)]
+    # Student layer 0 is teacher layer 0 on the same embeddings: that pair starts at exactly zero.
+    assert pairs[0] == pytest.approx(0.0, abs=1e-6) and pairs[1] > 0.05
+    expected = {"[0, 3]": np.mean(pairs), "last": _numpy_cosine(s_hidden[-1], t_hidden[-1], mask)}
+    for cosine_layers, key in (([0, 3], "[0, 3]"), (None, "last")):
+        distiller = Distiller(student, teacher, cosine_weight=2.0, cosine_layers=cosine_layers)
+        student_out, teacher_out = distiller.student_forward(x), distiller.teacher_forward(x)
+        losses = distiller.compute_losses(x, y, None, student_out, teacher_out)
+        assert float(losses["cosine_loss"]) == pytest.approx(expected[key], rel=1e-5, abs=1e-7)
+        # The other losses read the same logits as the models' own call.
+        logits = keras.ops.convert_to_numpy(student_out["outputs"])
+        np.testing.assert_allclose(logits, keras.ops.convert_to_numpy(student(x)), rtol=0, atol=1e-5)
+        kd = _numpy_kd(keras.ops.convert_to_numpy(teacher(x)), logits, 2.0)
+        assert float(losses["kd_loss"]) == pytest.approx(kd, rel=1e-5, abs=1e-6)
+        assert float(losses["loss"]) == pytest.approx(0.5 * float(losses["hard_loss"]) + 0.5 * kd
+                                                      + 2.0 * expected[key], rel=1e-5)
+        assert Distiller.from_config(distiller.get_config()).cosine_layers == cosine_layers
+
+
+def test_feature_model_with_hidden_states_shares_weights_and_outputs():
+    """A pretrainer's feature view (its MLM head reads mask positions from the inputs) with every hidden state:
+    the same outputs as the model, the backbone's hidden states, and no weight of its own."""
+    model = BertPretrainer(make_backbone("bert", num_layers=3))
+    x, _, _ = _mlm_batch(model.backbone)
+    features = model.feature_model(hidden_states=True)
+    out = features({key: keras.ops.convert_to_tensor(value) for key, value in x.items()})
+    for key, value in model(x).items():
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(out["outputs"][key]),
+                                   keras.ops.convert_to_numpy(value), rtol=0, atol=1e-5)
+    expected = _hidden_states(model, x)
+    assert len(out["hidden_states"]) == len(expected) == 4
+    for got, want in zip(out["hidden_states"], expected):
+        np.testing.assert_allclose(keras.ops.convert_to_numpy(got), want, rtol=0, atol=1e-6)
+    assert {id(w) for w in features.weights} == {id(w) for w in model.weights}
 
 
 def test_alpha_one_trains_exactly_like_plain_training():
@@ -369,6 +427,12 @@ def test_bad_input_gives_clear_errors():
         Distiller(student, teacher, temperature=0)
     with pytest.raises(ValueError, match="alpha"):
         Distiller(student, teacher, alpha=-1)
+    with pytest.raises(ValueError, match="one teacher layer per student layer: 2"):
+        Distiller(student, teacher, cosine_weight=1.0, cosine_layers=[3])
+    with pytest.raises(ValueError, match=r"\[0, 4\]: the teacher's layers are 0 to 3"):
+        Distiller(student, teacher, cosine_weight=1.0, cosine_layers=[0, 4])
+    with pytest.raises(ValueError, match="set cosine_weight"):
+        Distiller(student, teacher, cosine_layers=[0, 3])
     with pytest.raises(ValueError, match="takes no `loss`"):
         Distiller(student, teacher).compile(optimizer="adam", loss="mse")
     with pytest.raises(ValueError, match="vocabularies"):
@@ -404,7 +468,7 @@ def test_torch_backend_distills():
     assert "ok torch" in out
 
 
-def test_distill_command_teacher_to_student_with_baseline(tmp_path, preprocessor):
+def test_distill_command_teacher_to_student_with_baseline(tmp_path, preprocessor, capsys):
     import json
 
     from kzoo.cli import main
@@ -442,10 +506,17 @@ def test_distill_command_teacher_to_student_with_baseline(tmp_path, preprocessor
     assert main(["distill", "--task", "qa", "--teacher", str(teacher_dir), "--out", str(tmp_path / "x")]
                 + common) == 2
 
-    # --student-init: the student's layers come from the checkpoint the teacher was fine-tuned from.
+    # --student-init: the student's layers come from the checkpoint the teacher was fine-tuned from; with a
+    # layer-wise cosine loss against the teacher's layers at the spread positions.
     assert main(["distill", "--teacher", str(teacher_dir), "--out", str(tmp_path / "general"), "--student-layers",
-                 "2", "--student-init", str(source)] + common + ["--epochs", "1", "--max-train-examples", "64"]) == 0
-    assert json.loads((tmp_path / "general" / "metrics.json").read_text())["student_init"] == str(source)
+                 "2", "--student-init", str(source), "--cosine-weight", "1", "--cosine-layers", "spread"]
+                + common + ["--epochs", "1", "--max-train-examples", "64"]) == 0
+    general = json.loads((tmp_path / "general" / "metrics.json").read_text())
+    assert (general["student_init"], general["cosine_layers"]) == (str(source), [0, 3])
+    assert "cosine_loss" in (tmp_path / "general" / "distilled.csv").read_text().splitlines()[0].split(",")
+    assert main(["distill", "--teacher", str(teacher_dir), "--out", str(tmp_path / "y"), "--cosine-layers", "spread"]
+                + common) == 2  # no --cosine-weight: refused before any training, nothing written
+    assert "--cosine-weight above 0" in capsys.readouterr().err and not (tmp_path / "y").exists()
 
 
 def test_student_init_copies_another_checkpoints_layers_and_keeps_a_fresh_head(tmp_path, preprocessor):

@@ -17,13 +17,13 @@ DISTILBERT_LOSS_WEIGHTS = {"temperature": 2.0, "kd_weight": 5.0, "alpha": 2.0, "
 
 class _Forwards:
     """Plain holder (Keras does not track into it) of how the student and the teacher run, each returning
-    `{"outputs"(, "sequence_output")}`. With hidden states: their feature views, which share their weights and
-    so must not be tracked, saved or counted twice. Without: their own `call`, where a pretrainer computes its
-    last layer at the masked positions only."""
+    `{"outputs"(, "sequence_output"(, "hidden_states"))}`. With hidden states: their feature views, which share
+    their weights and so must not be tracked, saved or counted twice (`every_layer`: all L + 1 hidden states).
+    Without: their own `call`, where a pretrainer computes its last layer at the masked positions only."""
 
-    def __init__(self, student, teacher, hidden_states):
+    def __init__(self, student, teacher, hidden_states, every_layer=False):
         if hidden_states:
-            self.student, self.teacher = student.feature_model(), teacher.feature_model()
+            self.student, self.teacher = (student.feature_model(every_layer), teacher.feature_model(every_layer))
         else:
             self.student, self.teacher = _outputs_only(student), _outputs_only(teacher)
 
@@ -36,6 +36,10 @@ def _outputs_only(model):
 class Distiller(StringInputsMixin, keras.Model):
     """Train `student` on `alpha`·hard-label loss + `kd_weight`·T²·KL(teacher ‖ student at temperature T)
     + `cosine_weight`·(1 − cos) between the last hidden states, with the teacher frozen (DESIGN.md §6).
+
+    `cosine_layers` (one teacher layer index per student layer, e.g. `init_student`'s return value) compares
+    every student layer's output with that teacher layer's instead, the cosine loss averaged over the layers:
+    a layer-wise hidden-state loss as in patient KD (Sun et al. 2019) and TinyBERT, at every non-padding token.
 
     Students and teachers are kzoo task models of the same kind: `TextClassifier`, `TokenClassifier` (task
     distillation) or pretrainers (MLM distillation: KD on the MLM logits at every non-padding token, as Hugging
@@ -70,7 +74,7 @@ class Distiller(StringInputsMixin, keras.Model):
     """
 
     def __init__(self, student, teacher, temperature=2.0, alpha=0.5, kd_weight=None, cosine_weight=0.0,
-                 mlm_kd_positions="all", name="distiller", **kwargs):
+                 mlm_kd_positions="all", cosine_layers=None, name="distiller", **kwargs):
         super().__init__(name=name, **kwargs)
         from kzoo.models import Pretrainer, TextClassifier
 
@@ -94,10 +98,12 @@ class Distiller(StringInputsMixin, keras.Model):
         if self.cosine_weight and student.backbone.hidden_dim != teacher.backbone.hidden_dim:
             raise ValueError(f"The cosine loss compares hidden states: student hidden_dim "
                              f"{student.backbone.hidden_dim} ≠ teacher {teacher.backbone.hidden_dim}.")
+        self.cosine_layers = _check_cosine_layers(cosine_layers, self.cosine_weight, student, teacher)
         teacher.trainable = False
         self.student = student
         self.teacher = teacher
-        self._forwards = _Forwards(student, teacher, hidden_states=bool(self.cosine_weight))  # only cosine reads them
+        self._forwards = _Forwards(student, teacher, hidden_states=bool(self.cosine_weight),  # only cosine reads them
+                                   every_layer=self.cosine_layers is not None)
         self._hard_loss = None if isinstance(student, Pretrainer) else student.default_loss()
         self.loss_tracker = keras.metrics.Mean(name="loss")
         self.hard_loss_tracker = keras.metrics.Mean(name="hard_loss")
@@ -198,11 +204,19 @@ class Distiller(StringInputsMixin, keras.Model):
         losses = {"hard_loss": hard, "kd_loss": soft}
         total = self.alpha * hard + self.kd_weight * soft
         if self.cosine_weight:
-            losses["cosine_loss"] = cosine_loss(student_out["sequence_output"], teacher_out["sequence_output"],
-                                                x["padding_mask"])
+            losses["cosine_loss"] = self._hidden_state_loss(x, student_out, teacher_out)
             total = total + self.cosine_weight * losses["cosine_loss"]
         losses["loss"] = total
         return losses
+
+    def _hidden_state_loss(self, x, student_out, teacher_out):
+        """1 − cos between the last hidden states, or averaged over the `cosine_layers` pairs."""
+        if self.cosine_layers is None:
+            return cosine_loss(student_out["sequence_output"], teacher_out["sequence_output"], x["padding_mask"])
+        student_layers = student_out["hidden_states"][1:]  # [0] is the embedding output
+        pairs = [cosine_loss(student_layers[i], teacher_out["hidden_states"][layer + 1], x["padding_mask"])
+                 for i, layer in enumerate(self.cosine_layers)]
+        return sum(pairs) / len(pairs)
 
     def _accuracy_inputs(self, x, y, sample_weight, student_out):
         predictions, _, _ = self._predictions(x, student_out, sample_weight)
@@ -265,7 +279,7 @@ class Distiller(StringInputsMixin, keras.Model):
         return {"student": keras.saving.serialize_keras_object(self.student),
                 "teacher": keras.saving.serialize_keras_object(self.teacher), "temperature": self.temperature,
                 "alpha": self.alpha, "kd_weight": self.kd_weight, "cosine_weight": self.cosine_weight,
-                "mlm_kd_positions": self.mlm_kd_positions, "name": self.name}
+                "mlm_kd_positions": self.mlm_kd_positions, "cosine_layers": self.cosine_layers, "name": self.name}
 
     @classmethod
     def from_config(cls, config):
@@ -273,6 +287,21 @@ class Distiller(StringInputsMixin, keras.Model):
         for key in ("student", "teacher"):
             config[key] = keras.saving.deserialize_keras_object(config[key])
         return cls(**config)
+
+
+def _check_cosine_layers(layers, cosine_weight, student, teacher):
+    """`layers` as a list of ints, one valid teacher layer per student layer (None stays None); raises otherwise."""
+    if layers is None:
+        return None
+    if not cosine_weight:
+        raise ValueError("cosine_layers pairs hidden states for the cosine loss; set cosine_weight > 0 too.")
+    layers = [int(layer) for layer in layers]
+    student_depth, teacher_depth = student.backbone.num_layers, teacher.backbone.num_layers
+    if len(layers) != student_depth:
+        raise ValueError(f"cosine_layers needs one teacher layer per student layer: {student_depth}; got {layers}.")
+    if any(not 0 <= layer < teacher_depth for layer in layers):
+        raise ValueError(f"cosine_layers {layers}: the teacher's layers are 0 to {teacher_depth - 1}.")
+    return layers
 
 
 def _check_pair(student, teacher):

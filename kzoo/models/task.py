@@ -89,11 +89,21 @@ class Task(StringInputsMixin, NamedInputsMixin, keras.Model):
         backbone = cls.backbone_class.from_preset(preset, load_weights=load_weights, **backbone_kwargs)
         return cls(backbone, **task_kwargs)
 
-    def feature_model(self):
+    def feature_model(self, hidden_states=False):
         """A model sharing these weights that returns `{"outputs": this model's outputs, "sequence_output": the
-        backbone's last hidden states}` (what a distillation hidden-state loss reads). Not cached here: an
+        backbone's last hidden states}` (what a distillation hidden-state loss reads), plus `"hidden_states"`
+        (the backbone's L + 1, embedding output first) with `hidden_states=True`. Not cached here: an
         attribute holding it would become part of this model's saved weights layout."""
-        outputs = {"outputs": self.output, "sequence_output": self._backbone_features["sequence_output"]}
+        features = dict(self._backbone_features)  # a plain dict: Keras tracks the attribute as its own type
+        if not hidden_states:
+            outputs = {"outputs": self.output, "sequence_output": features["sequence_output"]}
+            return keras.Model(self.input, outputs, name=f"{self.name}_features")
+        # The backbone is a single node of this graph, so its inner tensors are out of reach here: run its
+        # hidden-states view instead and the layers after it (this graph from the backbone's outputs on).
+        heads = keras.Model([self.input, features], self.output, name=f"{self.name}_heads")
+        inner = self.backbone.with_hidden_states()({key: self.input[key] for key in self.backbone.input_keys})
+        outputs = {"outputs": heads([self.input, {key: inner[key] for key in sorted(features)}]),
+                   "sequence_output": inner["sequence_output"], "hidden_states": inner["hidden_states"]}
         return keras.Model(self.input, outputs, name=f"{self.name}_features")
 
     def enable_lora(self, rank, lora_alpha=None):

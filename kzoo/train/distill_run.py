@@ -31,6 +31,10 @@ class DistillConfig(FinetuneConfig):
     temperature: float = 2.0
     alpha: float = 0.5
     kd_weight: float | None = None  # None: 1 − alpha
+    cosine_weight: float = 0.0  # the hidden-state loss, 1 − cos at every non-padding token
+    # "last": the last layers' hidden states; "spread": each student layer's against the teacher layer at the same
+    # spread position (the layers a teacher-initialised student starts from), averaged over the layers.
+    cosine_layers: str = "last"
     hard_label_baseline: bool = False
     # A transfer set (classify): unlabelled rows of `transfer_data` (default: `data`) satisfying `transfer_where`;
     # the teacher's soft labels are all the student learns from them (the hard-label baseline never sees them).
@@ -43,6 +47,11 @@ class DistillConfig(FinetuneConfig):
     def __post_init__(self):
         if self.task not in ("classify", "tokens"):
             raise ValueError(f"kzoo distill distils classify or tokens task models; got task {self.task!r}.")
+        if self.cosine_layers not in ("last", "spread"):
+            raise ValueError(f"cosine_layers is 'last' or 'spread'; got {self.cosine_layers!r}.")
+        if self.cosine_layers == "spread" and not self.cosine_weight:
+            raise ValueError("--cosine-layers spread chooses the hidden states of the cosine loss; give it a "
+                             "--cosine-weight above 0.")
         if (self.transfer_data or self.transfer_where) and self.task != "classify":
             raise ValueError("A transfer set of unlabelled rows is for classify; tokens distils on labelled rows.")
         super().__post_init__()
@@ -124,7 +133,7 @@ def distill(config, report=print):
     import keras
 
     from kzoo.atomic import atomic_file
-    from kzoo.distill import Distiller
+    from kzoo.distill import Distiller, spread_layers
     from kzoo.table import format_table
     from kzoo.train.backup import BestCheckpoint
     from kzoo.train.optim import make_optimizer
@@ -167,8 +176,11 @@ def distill(config, report=print):
         runs[name] = {"train_seconds": time.perf_counter() - start, "best_epoch": checkpoint.best_epoch,
                       "best_validation": checkpoint.best}
 
+    cosine_layers = None
+    if config.cosine_layers == "spread":
+        cosine_layers = spread_layers(teacher.backbone.num_layers, student.backbone.num_layers)
     distiller = Distiller(student, teacher, temperature=config.temperature, alpha=config.alpha,
-                          kd_weight=config.kd_weight)
+                          kd_weight=config.kd_weight, cosine_weight=config.cosine_weight, cosine_layers=cosine_layers)
     train("distilled", distiller, os.path.join(config.out, "best"), distill_x, distill_y)
     student.load_weights(os.path.join(config.out, "best", "model.weights.h5"))
     models = {"teacher": teacher, "distilled": student}
@@ -201,6 +213,7 @@ def distill(config, report=print):
         "student_layers": layers, "student_arch": type(student.backbone).__name__,
         "student_init": config.student_init or "teacher",
         "temperature": config.temperature, "alpha": config.alpha, "kd_weight": distiller.kd_weight,
+        "cosine_weight": config.cosine_weight, "cosine_layers": cosine_layers or config.cosine_layers,
         "epochs": config.epochs, "seed": config.seed, "training_seed": config.training_seed,
         "learning_rate": config.learning_rate, "backend": keras.backend.backend(),
         "accuracy_ratio": student_scores["accuracy"] / teacher_scores["accuracy"],
