@@ -6,7 +6,8 @@ random weights) and a 3-layer student, then times, through Keras' own compiled l
   student   student.fit            (plain training on the labels)
   teacher   teacher.predict        (inference forward)
 on the same --steps batches, in alternating rounds. Prints the overhead distill / (student + teacher) per task
-(goal: <= 1.15) and writes JSON. Tasks: classify (KD + hard labels), mlm (BERT -> DistilBERT, KD at the
+(goal: <= 1.15) and writes JSON. Tasks: classify (KD + hard labels), classify_layers (the same + the cosine
+loss between each student layer and the teacher layer it starts from, `cosine_layers`), mlm (BERT -> DistilBERT, KD at the
 masked positions + MLM + cosine on the hidden states: DistilBERT's triple loss) and mlm_kd (the same without
 the cosine loss). Each step is timed to its end and the median step taken (whole `fit` calls were seen to
 stall on a shared VM). student.fit and teacher.predict of a pretrainer compute the last layer at the masked
@@ -43,10 +44,12 @@ def build(task, student_layers):
     from kzoo.distill import DISTILBERT_LOSS_WEIGHTS, Distiller, init_student, student_backbone
     from kzoo.models import BertBackbone, BertPretrainer, DistilBertMaskedLM, TextClassifier
 
-    if task == "classify":
+    if task.startswith("classify"):
         teacher = TextClassifier(BertBackbone(**TEACHER), num_classes=3)
         student = TextClassifier(student_backbone(teacher, student_layers), num_classes=3)
         weights = {"temperature": 2.0, "alpha": 0.5}
+        if task == "classify_layers":  # a classifier computes every position anyway: only the cosine is extra
+            weights.update(cosine_weight=1.0, cosine_layers=init_student(student, teacher))
     else:
         teacher = BertPretrainer(BertBackbone(**TEACHER))
         student = DistilBertMaskedLM(student_backbone(teacher, student_layers, "distil_bert"))
@@ -77,7 +80,7 @@ def batches(task, args):
     rows, seq = args.batch_size * args.steps, args.sequence_length
     x = {"token_ids": rng.integers(5, TEACHER["vocabulary_size"], (rows, seq)).astype("int32"),
          "segment_ids": np.zeros((rows, seq), "int32"), "padding_mask": np.ones((rows, seq), "int32")}
-    if task == "classify":
+    if task.startswith("classify"):
         return x, rng.integers(0, 3, rows).astype("int32"), None
     predictions = max(1, int(0.15 * seq))
     x["mask_positions"] = np.sort(np.stack([rng.choice(np.arange(1, seq), predictions, replace=False)
@@ -130,7 +133,7 @@ def worker(args):
     distiller.compile(optimizer="adamw")
     student.compile(optimizer="adamw")
     full = None
-    if args.task != "classify":
+    if not args.task.startswith("classify"):
         full = full_last_layer(student), full_last_layer(teacher)
         full[0].compile(optimizer="adamw")
     timed = {
@@ -161,7 +164,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--backends", default="tensorflow,jax")
-    parser.add_argument("--tasks", default="classify,mlm,mlm_kd")
+    parser.add_argument("--tasks", default="classify,classify_layers,mlm,mlm_kd")
     parser.add_argument("--task", default="classify", help=argparse.SUPPRESS)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--sequence-length", type=int, default=64)
@@ -202,14 +205,14 @@ def main():
                          full_ratio, full_flop_ratio))
     print(f"\nDistiller step vs student step + teacher forward, batch {args.batch_size} x {args.sequence_length}, "
           f"{args.steps} steps, median of {args.rounds} rounds ({platform.processor() or platform.machine()})")
-    print(f"{'task':9} {'backend':11} {'distill s':>10} {'student s':>10} {'teacher s':>10} {'overhead':>9} "
+    print(f"{'task':15} {'backend':11} {'distill s':>10} {'student s':>10} {'teacher s':>10} {'overhead':>9} "
           f"{'FLOP ratio':>10} {'full anchor':>11} {'full FLOPs':>10}")
 
     def ratio_text(value, width):
         return f"{value:{width - 1}.3f}x" if value else f"{'-':>{width}}"
 
     for task, backend, d, s, t, ratio, flop_ratio, full_ratio, full_flop_ratio in rows:
-        print(f"{task:9} {backend:11} {d:10.3f} {s:10.3f} {t:10.3f} {ratio:8.2f}x {ratio_text(flop_ratio, 10)} "
+        print(f"{task:15} {backend:11} {d:10.3f} {s:10.3f} {t:10.3f} {ratio:8.2f}x {ratio_text(flop_ratio, 10)} "
               f"{ratio_text(full_ratio, 11)} {ratio_text(full_flop_ratio, 10)} "
               f"{'(goal met)' if ratio <= GOAL else '(goal missed)'}")
     workers.write_results({"config": vars(args), "results": results}, args.out)
