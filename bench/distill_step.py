@@ -48,8 +48,6 @@ def build(task, student_layers):
         teacher = TextClassifier(BertBackbone(**TEACHER), num_classes=3)
         student = TextClassifier(student_backbone(teacher, student_layers), num_classes=3)
         weights = {"temperature": 2.0, "alpha": 0.5}
-        if task == "classify_layers":  # a classifier computes every position anyway: only the cosine is extra
-            weights.update(cosine_weight=1.0, cosine_layers=init_student(student, teacher))
     else:
         teacher = BertPretrainer(BertBackbone(**TEACHER))
         student = DistilBertMaskedLM(student_backbone(teacher, student_layers, "distil_bert"))
@@ -57,7 +55,9 @@ def build(task, student_layers):
         # the default, KD at every token, adds a full-vocabulary softmax per token to both models by design.
         weights = dict(DISTILBERT_LOSS_WEIGHTS, mlm_kd_positions="masked",
                        **({"cosine_weight": 0.0} if task == "mlm_kd" else {}))
-    init_student(student, teacher)
+    layers = init_student(student, teacher)
+    if task == "classify_layers":  # a classifier computes every position anyway: only the cosine is extra
+        weights.update(cosine_weight=1.0, cosine_layers=layers)
     return teacher, student, Distiller(student, teacher, **weights)
 
 
