@@ -16,8 +16,8 @@ positions only; the cosine loss needs every position of both models, so `mlm` do
 by design, and `mlm_kd`, where the Distiller takes the same shortcut, isolates the Distiller's own overhead.
 On JAX the first round also reads what XLA counts in each compiled step (the same steps, one batch): floating-point
 operations, transcendental operations (exp, log) and bytes of memory accessed, the work the steps do, free of
-timing noise; the time ratio tracks the FLOP ratio where matrix products dominate, and the other two where a
-full-vocabulary softmax at every token does (mlm_all).
+timing noise. The time ratio has tracked the FLOP ratio in every task measured; the other two show what a
+full-vocabulary softmax at every token adds besides (mlm_all).
 For the MLM tasks a second anchor is measured too (columns "full anchor"): for mlm and mlm_kd, the same student
 step and teacher forward computing their last layer at every position before gathering the masked ones (the
 models' functional graphs; how keras-hub's MLM models run), the work the cosine loss needs; for mlm_all, the same
