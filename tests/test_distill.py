@@ -178,6 +178,27 @@ def test_layerwise_cosine_loss_pairs_each_student_layer_with_its_teacher_layer()
         assert Distiller.from_config(distiller.get_config()).cosine_layers == cosine_layers
 
 
+def test_cosine_loss_weights_tokens_by_their_examples_sample_weight():
+    """Rows a task model's sample weights leave out add no cosine loss either (they add no hard or KD loss)."""
+    student, teacher = _classifier_pair()
+    rng = np.random.default_rng(0)
+    for variable in teacher.trainable_weights:
+        variable.assign(rng.normal(0.0, 0.3, variable.shape).astype("float32"))
+    x = _padded_inputs(teacher.backbone, 6, 9)
+    y = np.arange(6) % 3
+    sample_weight = np.array([1.0, 0.0, 2.0, 0.0, 1.0, 0.5], "float32")
+    s_last, t_last = _hidden_states(student, x)[-1], _hidden_states(teacher, x)[-1]
+    distiller = Distiller(student, teacher, cosine_weight=1.0)
+    losses = distiller.compute_losses(x, y, sample_weight, distiller.student_forward(x), distiller.teacher_forward(x))
+    expected = _numpy_cosine(s_last, t_last, x["padding_mask"] * sample_weight[:, None])
+    assert expected != pytest.approx(_numpy_cosine(s_last, t_last, x["padding_mask"]), rel=1e-3)
+    assert float(losses["cosine_loss"]) == pytest.approx(expected, rel=1e-5)
+    before = [np.array(w) for w in student.trainable_weights]  # all weights 0: nothing to learn from
+    distiller.compile(optimizer=keras.optimizers.SGD(0.1))
+    distiller.fit(x, y, sample_weight=np.zeros(6, "float32"), batch_size=6, epochs=1, verbose=0)
+    assert _weights_equal([np.array(w) for w in student.trainable_weights], before)
+
+
 def test_feature_model_with_hidden_states_shares_weights_and_outputs():
     """A pretrainer's feature view (its MLM head reads mask positions from the inputs) with every hidden state:
     the same outputs as the model, the backbone's hidden states, and no weight of its own."""
@@ -382,7 +403,7 @@ def test_token_classifier_distillation_and_student_saving(tmp_path):
     distiller.compile(optimizer="adam")
     distiller.fit(x, y, sample_weight=x["padding_mask"].astype("float32"), epochs=1, verbose=0)
     path = str(tmp_path / "student.weights.h5")
-    distiller.save_weights(path)
+    distiller.student.save_weights(path)
     restored = TokenClassifier(student_backbone(teacher, 1), num_classes=4)
     restored.load_weights(path)
     assert _weights_equal(restored.get_weights(), student.get_weights())
@@ -423,10 +444,18 @@ def test_bad_input_gives_clear_errors():
         Distiller(TokenClassifier(student.backbone, num_classes=3), teacher)
     with pytest.raises(ValueError, match="Distiller takes"):
         Distiller(student.backbone, teacher)
-    with pytest.raises(ValueError, match="temperature"):
-        Distiller(student, teacher, temperature=0)
-    with pytest.raises(ValueError, match="alpha"):
-        Distiller(student, teacher, alpha=-1)
+    for temperature in (0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="temperature must be a finite number > 0"):
+            Distiller(student, teacher, temperature=temperature)
+    for alpha in (-1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"alpha must be in \[0, 1\] when kd_weight is not given"):
+            Distiller(student, teacher, alpha=alpha)
+    assert Distiller(student, teacher, alpha=2.0, kd_weight=5.0).kd_weight == 5.0  # DistilBERT's weights
+    with pytest.raises(ValueError, match="cosine_weight must be a finite number ≥ 0"):
+        Distiller(student, teacher, cosine_weight=float("nan"))
+    for layers in ([0.7, 3], "03"):
+        with pytest.raises(ValueError, match="cosine_layers must be a list of teacher layer indices"):
+            Distiller(student, teacher, cosine_weight=1.0, cosine_layers=layers)
     with pytest.raises(ValueError, match="one teacher layer per student layer: 2"):
         Distiller(student, teacher, cosine_weight=1.0, cosine_layers=[3])
     with pytest.raises(ValueError, match=r"\[0, 4\]: the teacher's layers are 0 to 3"):
@@ -441,6 +470,72 @@ def test_bad_input_gives_clear_errors():
     with pytest.raises(ValueError, match="Unknown student architecture"):
         student_backbone(teacher, 1, "gpt")
     assert isinstance(student.backbone, BertBackbone)
+
+
+def test_student_with_another_tokenizer_is_refused(preprocessor, tmp_path):
+    """The Distiller encodes text with the teacher's tokenizer: a student whose own tokenizer maps words to
+    other ids (same vocabulary size) would learn from ids it never sees when served."""
+    from kzoo.data.task_inputs import TextPreprocessor
+    from kzoo.data.tokenizers import load_wordpiece
+
+    path = tmp_path / "vocab.txt"
+    path.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS[::-1]) + "\n")
+    reordered = TextPreprocessor(load_wordpiece(str(path)), sequence_length=24)
+    vocabulary_size = len(WORDS) + 5
+    teacher = TextClassifier(make_backbone("bert", vocabulary_size=vocabulary_size), num_classes=2,
+                             preprocessor=preprocessor)
+    student = TextClassifier(student_backbone(teacher, 1), num_classes=2, preprocessor=reordered)
+    with pytest.raises(ValueError, match="another vocabulary than the teacher's"):
+        Distiller(student, teacher)
+    student.preprocessor = preprocessor
+    assert Distiller(student, teacher).preprocessor is preprocessor
+
+
+def test_every_token_mlm_kd_rejects_mask_positions_outside_the_sequence():
+    """KD at every token gathers the hard-label slots from the full logits itself: a position past the
+    sequence must fail by name, not read a clamped (JAX) or wrapped-around token."""
+    for bad in (8, -1):
+        # fresh models each time: Keras' JAX trainer leaves the models of a failed fit unusable
+        teacher = BertPretrainer(make_backbone("bert", num_layers=2))
+        distiller = Distiller(DistilBertMaskedLM(student_backbone(teacher, 1, "distil_bert")), teacher,
+                              **DISTILBERT_LOSS_WEIGHTS)
+        distiller.compile(optimizer="adam")
+        x, mask_ids, mask_weights = _mlm_batch(teacher.backbone, batch=4, length=8)
+        x["mask_positions"][1, 0] = bad
+        # JAX: "mask_positions has value 8 at index ...; every value must be in [0, 8)"; TF: a graph assert
+        with pytest.raises(Exception, match=r"mask_positions .*in \[0, 8\)"):
+            distiller.fit(x, mask_ids, sample_weight=mask_weights, batch_size=4, epochs=1, verbose=0)
+
+
+def test_backup_and_restore_resumes_the_distillers_optimizer(tmp_path):
+    """A run killed after epoch 2 and resumed from its backup ends where an uninterrupted run ends: the
+    backup holds the optimizer's state (Adam's moments, its step count), not only the student's weights."""
+    from kzoo.train.backup import AtomicBackupAndRestore
+
+    x, y = _classification_data(n=16)
+
+    def fresh_distiller():
+        student, teacher = _classifier_pair(dropout=0.0)
+        distiller = Distiller(student, teacher, cosine_weight=1.0)
+        distiller.compile(optimizer=keras.optimizers.Adam(1e-2))
+        return distiller
+
+    class Crash(keras.callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 1:
+                raise RuntimeError("killed")
+
+    fit = dict(batch_size=8, epochs=4, shuffle=False, verbose=0)
+    whole = fresh_distiller()
+    whole.fit(x, y, **fit)
+    crashed = fresh_distiller()
+    with pytest.raises(RuntimeError, match="killed"):
+        crashed.fit(x, y, callbacks=[AtomicBackupAndRestore(str(tmp_path)), Crash()], **fit)
+    resumed = fresh_distiller()
+    resumed.fit(x, y, callbacks=[AtomicBackupAndRestore(str(tmp_path))], **fit)
+    assert int(keras.ops.convert_to_numpy(resumed.optimizer.iterations)) == 8
+    for a, b in zip(resumed.student.get_weights(), whole.student.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-6)
 
 
 @pytest.mark.slow

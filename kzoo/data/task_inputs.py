@@ -57,6 +57,11 @@ class TextPreprocessor:
             sequence_length=self.sequence_length, start_value=self.special.cls, end_value=self.special.sep,
             pad_value=self.special.pad, truncate=truncate)
 
+    def same_vocabulary(self, other):
+        """True when `other` (a TextPreprocessor) maps every token to the same id: models fed by one can
+        read the other's ids."""
+        return self.tokenizer.get_vocabulary() == other.tokenizer.get_vocabulary()
+
     def tokenize(self, texts):
         """Token ids (without specials) of each string: a list of int32 arrays."""
         return ragged_to_lists(self.tokenizer(texts))

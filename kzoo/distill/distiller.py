@@ -6,6 +6,7 @@ from keras import ops
 
 from kzoo.distill.backend_steps import STEPS
 from kzoo.distill.losses import cosine_loss, kd_loss
+from kzoo.layers.validation import gather_positions
 from kzoo.models.string_inputs import StringInputsMixin
 
 # A class label marking a transfer-set example (Hinton et al. 2015): it learns from the teacher's soft labels alone.
@@ -52,8 +53,9 @@ class Distiller(StringInputsMixin, keras.Model):
 
     `train_step` and `test_step` are written per backend (`kzoo.distill.backend_steps`): the teacher runs in
     inference mode, outside the gradient, and only the student's variables train. Raw text works when the
-    teacher or student carries a preprocessor. `save`, `save_weights`, `load_weights` and `save_to_preset`
-    act on the student alone; `predict` is the student's.
+    teacher or student carries a preprocessor. `save` and `save_to_preset` write the student alone;
+    `save_weights` / `load_weights` checkpoint the whole training state, optimizer included (what
+    `BackupAndRestore` resumes from); `predict` is the student's.
 
     Example:
     >>> import numpy as np
@@ -80,8 +82,11 @@ class Distiller(StringInputsMixin, keras.Model):
 
         self.is_mlm = _check_pair(student, teacher)
         self._per_example_labels = isinstance(student, TextClassifier)  # the labels a transfer set can leave out
-        if float(temperature) <= 0:
-            raise ValueError(f"temperature must be > 0; got {temperature}.")
+        if not 0 < float(temperature) < float("inf"):
+            raise ValueError(f"temperature must be a finite number > 0; got {temperature}.")
+        if kd_weight is None and not 0 <= float(alpha) <= 1:
+            raise ValueError(f"alpha must be in [0, 1] when kd_weight is not given (it defaults to 1 − alpha); "
+                             f"got {alpha}. Pass kd_weight for weights outside that range.")
         if mlm_kd_positions not in ("masked", "all"):
             raise ValueError(f"mlm_kd_positions must be 'masked' or 'all'; got {mlm_kd_positions!r}.")
         self.temperature = float(temperature)
@@ -93,8 +98,8 @@ class Distiller(StringInputsMixin, keras.Model):
         self._kd_everywhere = self.is_mlm and mlm_kd_positions == "all" and self.kd_weight > 0
         for name_, value in (("alpha", self.alpha), ("kd_weight", self.kd_weight),
                              ("cosine_weight", self.cosine_weight)):
-            if value < 0:
-                raise ValueError(f"{name_} must be ≥ 0; got {value}.")
+            if not 0 <= value < float("inf"):
+                raise ValueError(f"{name_} must be a finite number ≥ 0; got {value}.")
         if self.cosine_weight and student.backbone.hidden_dim != teacher.backbone.hidden_dim:
             raise ValueError(f"The cosine loss compares hidden states: student hidden_dim "
                              f"{student.backbone.hidden_dim} ≠ teacher {teacher.backbone.hidden_dim}.")
@@ -181,7 +186,7 @@ class Distiller(StringInputsMixin, keras.Model):
                 weights = x["padding_mask"]
             return out, out, weights
         if self._kd_everywhere:
-            at_masks = ops.take_along_axis(out["mlm"], ops.cast(x["mask_positions"], "int32")[..., None], axis=1)
+            at_masks = gather_positions(out["mlm"], x["mask_positions"])  # checked: JAX would clamp a bad one
             return dict(out, mlm=at_masks), out["mlm"], x["padding_mask"]
         mask_weights = self.student._weights(sample_weight)[0]
         return out, out["mlm"], mask_weights
@@ -204,19 +209,29 @@ class Distiller(StringInputsMixin, keras.Model):
         losses = {"hard_loss": hard, "kd_loss": soft}
         total = self.alpha * hard + self.kd_weight * soft
         if self.cosine_weight:
-            losses["cosine_loss"] = self._hidden_state_loss(x, student_out, teacher_out)
+            losses["cosine_loss"] = self._hidden_state_loss(x, student_out, teacher_out, sample_weight)
             total = total + self.cosine_weight * losses["cosine_loss"]
         losses["loss"] = total
         return losses
 
-    def _hidden_state_loss(self, x, student_out, teacher_out):
+    def _hidden_state_loss(self, x, student_out, teacher_out, sample_weight=None):
         """1 − cos between the last hidden states, or averaged over the `cosine_layers` pairs."""
+        weights = self._token_weights(x, sample_weight)
         if self.cosine_layers is None:
-            return cosine_loss(student_out["sequence_output"], teacher_out["sequence_output"], x["padding_mask"])
+            return cosine_loss(student_out["sequence_output"], teacher_out["sequence_output"], weights)
         student_layers = student_out["hidden_states"][1:]  # [0] is the embedding output
-        pairs = [cosine_loss(student_layers[i], teacher_out["hidden_states"][layer + 1], x["padding_mask"])
+        pairs = [cosine_loss(student_layers[i], teacher_out["hidden_states"][layer + 1], weights)
                  for i, layer in enumerate(self.cosine_layers)]
         return sum(pairs) / len(pairs)
+
+    def _token_weights(self, x, sample_weight):
+        """Each token's weight in the cosine loss: its padding mask, times its example's (or its own) sample
+        weight for task models, as their other losses weight it (a pretrainer's weights are per masked slot)."""
+        mask = ops.cast(x["padding_mask"], "float32")
+        if self.is_mlm or sample_weight is None:
+            return mask
+        weights = ops.cast(sample_weight, "float32")
+        return mask * (weights[:, None] if len(weights.shape) == 1 else weights)
 
     def _accuracy_inputs(self, x, y, sample_weight, student_out):
         predictions, _, _ = self._predictions(x, student_out, sample_weight)
@@ -262,15 +277,11 @@ class Distiller(StringInputsMixin, keras.Model):
     def test_step(self, *args):
         return STEPS[keras.backend.backend()][1](self, *args)
 
-    # The student is what a distillation run produces: saving and loading act on it alone.
+    # The student is what a distillation run produces: `save` and `save_to_preset` write it alone.
+    # `save_weights` / `load_weights` stay Keras' own (student, teacher and optimizer state), since
+    # `BackupAndRestore` resumes a run through them; `distiller.student.save_weights` writes the student's.
     def save(self, filepath, *args, **kwargs):
         return self.student.save(filepath, *args, **kwargs)
-
-    def save_weights(self, filepath, *args, **kwargs):
-        return self.student.save_weights(filepath, *args, **kwargs)
-
-    def load_weights(self, filepath, *args, **kwargs):
-        return self.student.load_weights(filepath, *args, **kwargs)
 
     def save_to_preset(self, directory, overwrite=False, assets=()):
         return self.student.save_to_preset(directory, overwrite=overwrite, assets=assets)
@@ -295,6 +306,8 @@ def _check_cosine_layers(layers, cosine_weight, student, teacher):
         return None
     if not cosine_weight:
         raise ValueError("cosine_layers pairs hidden states for the cosine loss; set cosine_weight > 0 too.")
+    if isinstance(layers, str) or not all(isinstance(layer, (int, np.integer)) for layer in layers):
+        raise ValueError(f"cosine_layers must be a list of teacher layer indices (ints); got {layers!r}.")
     layers = [int(layer) for layer in layers]
     student_depth, teacher_depth = student.backbone.num_layers, teacher.backbone.num_layers
     if len(layers) != student_depth:
@@ -317,6 +330,11 @@ def _check_pair(student, teacher):
             not isinstance(student, Pretrainer) and type(student) is not type(teacher)):
         raise ValueError(f"A {type(student).__name__} student cannot learn from a {type(teacher).__name__} "
                          "teacher: their outputs differ.")
+    if student.preprocessor is not None and teacher.preprocessor is not None and (
+            not student.preprocessor.same_vocabulary(teacher.preprocessor)):
+        raise ValueError("The student's tokenizer has another vocabulary than the teacher's: the Distiller "
+                         "encodes text with the teacher's, so the student would learn from ids its own tokenizer "
+                         "does not produce. Give both the same preprocessor (or the student none).")
     if isinstance(student, Pretrainer):
         if student.backbone.vocabulary_size != teacher.backbone.vocabulary_size:
             raise ValueError(f"MLM distillation compares vocabularies: student {student.backbone.vocabulary_size} "

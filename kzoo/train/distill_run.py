@@ -3,7 +3,7 @@
 Everything lands in one output folder:
     best/              the distilled student (kzoo preset + tokenizer) at its best validation accuracy
     hard_labels/best/  with --hard-label-baseline: the same student trained on the labels alone
-    metrics.csv        one row per epoch of the distillation
+    distilled.csv      one row per epoch of the distillation (hard_labels.csv: of the baseline)
     metrics.json       held-out scores of teacher, student (and baseline), the ratio, parameter counts, speeds
 """
 
@@ -111,8 +111,7 @@ def _init_source(config, teacher):
         return teacher
     source = type(teacher).from_preset(config.student_init, label_names=teacher.label_names,
                                        sequence_length=config.sequence_length)
-    if source.preprocessor is not None and (source.preprocessor.tokenizer.get_vocabulary()
-                                            != teacher.preprocessor.tokenizer.get_vocabulary()):
+    if source.preprocessor is not None and not source.preprocessor.same_vocabulary(teacher.preprocessor):
         raise ValueError(f"--student-init {config.student_init} has another vocabulary than the teacher "
                          f"{config.source}: the student reads the teacher's token ids, so they must match.")
     return source.backbone  # a backbone: init_student copies no head, the student keeps its fresh one
