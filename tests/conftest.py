@@ -30,6 +30,16 @@ TINY = {
 ARCHS = sorted(TINY)
 
 
+def word_preprocessor(path, words, sequence_length, lowercase=True):
+    """A TextPreprocessor over BERT's special tokens + `words`, its vocabulary written to `path`."""
+    from kzoo.data.task_inputs import TextPreprocessor
+    from kzoo.data.tokenizers import load_wordpiece
+    from kzoo.data.vocab import WORDPIECE_SPECIALS
+
+    path.write_text("\n".join([*WORDPIECE_SPECIALS, *words]) + "\n")
+    return TextPreprocessor(load_wordpiece(str(path), lowercase=lowercase), sequence_length=sequence_length)
+
+
 def make_backbone(arch, **overrides):
     cls, config = TINY[arch]
     keras.utils.set_random_seed(1)

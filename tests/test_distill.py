@@ -6,7 +6,7 @@ import importlib.util
 import keras
 import numpy as np
 import pytest
-from conftest import VOCAB, make_backbone, make_inputs, run_python
+from conftest import VOCAB, make_backbone, make_inputs, run_python, word_preprocessor
 from test_finetune import WORDS, preprocessor, sentiment_texts, write_sentiment_jsonl  # noqa: F401 (a fixture)
 
 from kzoo.distill import (DISTILBERT_LOSS_WEIGHTS, UNLABELLED, Distiller, cosine_loss, init_student, kd_loss,
@@ -475,12 +475,7 @@ def test_bad_input_gives_clear_errors():
 def test_student_with_another_tokenizer_is_refused(preprocessor, tmp_path):
     """The Distiller encodes text with the teacher's tokenizer: a student whose own tokenizer maps words to
     other ids (same vocabulary size) would learn from ids it never sees when served."""
-    from kzoo.data.task_inputs import TextPreprocessor
-    from kzoo.data.tokenizers import load_wordpiece
-
-    path = tmp_path / "vocab.txt"
-    path.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS[::-1]) + "\n")
-    reordered = TextPreprocessor(load_wordpiece(str(path)), sequence_length=24)
+    reordered = word_preprocessor(tmp_path / "vocab.txt", WORDS[::-1], sequence_length=24)
     vocabulary_size = len(WORDS) + 5
     teacher = TextClassifier(make_backbone("bert", vocabulary_size=vocabulary_size), num_classes=2,
                              preprocessor=preprocessor)
@@ -615,8 +610,6 @@ def test_distill_command_teacher_to_student_with_baseline(tmp_path, preprocessor
 
 
 def test_student_init_copies_another_checkpoints_layers_and_keeps_a_fresh_head(tmp_path, preprocessor):
-    from kzoo.data.task_inputs import TextPreprocessor
-    from kzoo.data.tokenizers import load_wordpiece
     from kzoo.distill.student import _head_variables
     from kzoo.train.distill_run import DistillConfig, _init_source, _make_student
 
@@ -641,9 +634,8 @@ def test_student_init_copies_another_checkpoints_layers_and_keeps_a_fresh_head(t
     head, teacher_head = _head_variables(student), _head_variables(teacher)
     assert not np.array_equal(keras.ops.convert_to_numpy(head[0]), keras.ops.convert_to_numpy(teacher_head[0]))
 
-    vocab = tmp_path / "other_vocab.txt"  # the same size, other tokens: the teacher's ids would mean other words
-    vocab.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS[::-1]) + "\n")
-    classifier(TextPreprocessor(load_wordpiece(str(vocab)), sequence_length=24)).save_to_preset(
+    # the same size, other tokens: the teacher's ids would mean other words
+    classifier(word_preprocessor(tmp_path / "other_vocab.txt", WORDS[::-1], sequence_length=24)).save_to_preset(
         str(tmp_path / "other"))
     with pytest.raises(ValueError, match="another vocabulary than the teacher"):
         _init_source(DistillConfig(task="classify", data="-", source="-", out="-", student_init=str(tmp_path / "other")),

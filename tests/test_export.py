@@ -7,11 +7,10 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import BACKEND, make_backbone, run_python, write_text_corpus
+from conftest import BACKEND, make_backbone, run_python, word_preprocessor, write_text_corpus
 
 from kzoo import export
 from kzoo.data.task_inputs import TextPreprocessor
-from kzoo.data.tokenizers import load_wordpiece
 from kzoo.models import (AlbertPretrainer, BertPretrainer, DistilBertMaskedLM, SpanQuestionAnswerer, TextClassifier,
                          TokenClassifier)
 from kzoo.models.pooling import mean_pool
@@ -30,9 +29,7 @@ TFLITE_TOLERANCE = 1e-4  # TFLite fp32 kernels vs TensorFlow's
 
 @pytest.fixture(scope="module")
 def wordpiece(tmp_path_factory):
-    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
-    path.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS) + "\n")
-    return TextPreprocessor(load_wordpiece(str(path)), sequence_length=16)
+    return word_preprocessor(tmp_path_factory.mktemp("vocab") / "vocab.txt", WORDS, sequence_length=16)
 
 
 @pytest.fixture(scope="module")

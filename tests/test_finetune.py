@@ -4,10 +4,9 @@ import json
 
 import numpy as np
 import pytest
-from conftest import make_backbone
+from conftest import make_backbone, word_preprocessor
 
-from kzoo.data.task_inputs import BucketedBatches, TextPreprocessor
-from kzoo.data.tokenizers import load_wordpiece
+from kzoo.data.task_inputs import BucketedBatches
 from kzoo.models import TextClassifier
 from kzoo.train.labelled_data import classification_scores, paired_accuracy_difference, split_rows
 
@@ -16,9 +15,7 @@ WORDS = ["good", "great", "fine", "nice", "bad", "awful", "poor", "sad", "the", 
 
 @pytest.fixture(scope="module")
 def preprocessor(tmp_path_factory):
-    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
-    path.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + WORDS) + "\n")
-    return TextPreprocessor(load_wordpiece(str(path)), sequence_length=24)
+    return word_preprocessor(tmp_path_factory.mktemp("vocab") / "vocab.txt", WORDS, sequence_length=24)
 
 
 def sentiment_texts(count, seed=0):

@@ -9,7 +9,7 @@ import os
 import keras
 import numpy as np
 import pytest
-from conftest import make_backbone
+from conftest import make_backbone, word_preprocessor
 
 from kzoo.data.task_inputs import TextPreprocessor
 from kzoo.data.tokenizers import load_wordpiece
@@ -29,9 +29,8 @@ PLACE_WORDS = ["Paris", "London", "Rome", "New York"]
 
 @pytest.fixture(scope="module")
 def preprocessor(tmp_path_factory):
-    path = tmp_path_factory.mktemp("vocab") / "vocab.txt"
-    path.write_text("\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"] + PIECES) + "\n")
-    return TextPreprocessor(load_wordpiece(str(path), lowercase=False), sequence_length=32)
+    return word_preprocessor(tmp_path_factory.mktemp("vocab") / "vocab.txt", PIECES, sequence_length=32,
+                             lowercase=False)
 
 
 def name_sentences(count, seed=0):
