@@ -239,17 +239,48 @@ def _convert(args):
           f"({len(model.weights)} variables written)")
 
 
-def _pretrain(args):
-    from kzoo.train.pretrain import PretrainConfig, pretrain, virtual_cpu_devices
+def _add_engine_arguments(parser):
+    """The flags that choose devices, hosts, precision and accumulation (`kzoo.engines.EngineConfig`)."""
+    from kzoo.engines import PRECISIONS
+
+    group = parser.add_argument_group("devices and precision (kzoo.engines)")
+    group.add_argument("--data-parallel", action="store_true",
+                       help="split each batch over all local devices: keras.distribution.DataParallel (jax) / "
+                       "tf.distribute.MirroredStrategy (tensorflow)")
+    group.add_argument("--devices", type=int, help="use the first N local devices (implies --data-parallel)")
+    group.add_argument("--model-parallel", type=int, default=1, metavar="M",
+                       help="jax: shard embeddings, attention and feed-forward kernels over M devices, a "
+                       "devices/M x M mesh")
+    group.add_argument("--precision", choices=PRECISIONS, default="float32",
+                       help="mixed_* keep float32 variables; mixed_float16 adds loss scaling")
+    group.add_argument("--accumulate", type=int, default=1, metavar="K",
+                       help="jax: K micro-batches of batch-size/K per optimizer update")
+    group.add_argument("--coordinator", help="several hosts: HOST:PORT of process 0 (jax), or every process's "
+                       "HOST:PORT, comma separated, process 0 first (tensorflow)")
+    group.add_argument("--num-processes", type=int, help="several hosts: how many processes in all")
+    group.add_argument("--process-id", type=int, help="several hosts: this process's index, 0 on the coordinator")
+    group.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)  # tests: split the CPU
+
+
+def _engine_config(args):
+    from kzoo.engines import EngineConfig, virtual_cpu_devices
 
     if args.cpu_devices:
         virtual_cpu_devices(args.cpu_devices)
+    return EngineConfig(data_parallel=args.data_parallel, devices=args.devices, model_parallel=args.model_parallel,
+                        precision=args.precision, accumulate=args.accumulate, coordinator=args.coordinator,
+                        num_processes=args.num_processes, process_id=args.process_id)
+
+
+def _pretrain(args):
+    from kzoo.train.pretrain import PretrainConfig, pretrain
+
     config = PretrainConfig(
         arch=args.arch, corpus=args.corpus, out=args.out, preset=args.preset, vocab=args.vocab,
         vocabulary_size=args.vocab_size, steps=args.steps, batch_size=args.batch_size,
         sequence_length=args.sequence_length, learning_rate=args.learning_rate, warmup=args.warmup,
         optimizer=args.optimizer, masking=args.masking, log_every=args.log_every, holdout_every=args.holdout_every,
-        eval_batches=args.eval_batches, data_parallel=args.data_parallel, seed=args.seed, overwrite=args.overwrite,
+        eval_batches=args.eval_batches, engine=_engine_config(args), seed=args.seed, overwrite=args.overwrite,
         verbose=2 if args.quiet else 1,
         backbone_overrides={} if args.dropout is None else {"dropout": args.dropout})
     summary = pretrain(config)
@@ -399,9 +430,7 @@ def build_parser():
     pretrain.add_argument("--log-every", type=int, default=50, help="steps between metrics rows and checkpoints")
     pretrain.add_argument("--holdout-every", type=int, default=20, help="every k-th document is held out (0: none)")
     pretrain.add_argument("--eval-batches", type=int, default=20)
-    pretrain.add_argument("--data-parallel", action="store_true",
-                          help="all devices: keras.distribution.DataParallel (jax) / MirroredStrategy (tensorflow)")
-    pretrain.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)
+    _add_engine_arguments(pretrain)
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.add_argument("--overwrite", action="store_true", help="start over even if --out holds a model")
     pretrain.add_argument("--quiet", action="store_true", help="one line per --log-every steps")

@@ -5,12 +5,15 @@ import keras
 
 
 def replica_count():
-    """The number of `tf.distribute` replicas computing one step (1 off TensorFlow or without a strategy)."""
+    """The number of `tf.distribute` replicas computing one step: 1 off TensorFlow, without a strategy, and in
+    a strategy's cross-replica context (code run under `strategy.scope()` but outside `strategy.run` sees the
+    whole batch)."""
     if keras.backend.backend() != "tensorflow":
         return 1
     import tensorflow as tf
 
-    return tf.distribute.get_strategy().num_replicas_in_sync
+    context = tf.distribute.get_replica_context()
+    return 1 if context is None else context.num_replicas_in_sync
 
 
 def sum_over_replicas(value):
@@ -20,3 +23,23 @@ def sum_over_replicas(value):
     import tensorflow as tf
 
     return tf.distribute.get_replica_context().all_reduce(tf.distribute.ReduceOp.SUM, value)
+
+
+def weighted_mean(values, weights=None):
+    """Σ w·v / Σ w (a plain mean without weights; `weights` broadcast to `values`' shape), in float32.
+
+    Under `tf.distribute` each replica returns its share: its own Σ w·v over the Σ w of the global batch, so
+    the replicas' summed gradients are those of the global mean, however the weight falls between them (Keras'
+    own losses divide a per-replica mean by the replica count, exact only for equal per-replica weights).
+
+    Example:
+    >>> import numpy as np
+    >>> float(weighted_mean(np.array([1.0, 3.0]), np.array([1.0, 0.0])))
+    1.0
+    """
+    from keras import ops
+
+    values = ops.cast(values, "float32")
+    weights = ops.ones_like(values) if weights is None else ops.broadcast_to(ops.cast(weights, "float32"),
+                                                                            ops.shape(values))
+    return ops.sum(values * weights) / ops.maximum(sum_over_replicas(ops.sum(weights)), 1e-9)

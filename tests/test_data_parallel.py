@@ -1,19 +1,24 @@
-"""`--data-parallel` on 2 virtual CPU devices (keras.distribution.DataParallel on JAX, MirroredStrategy on
-TensorFlow) trains exactly as one device does on the same global batch."""
+"""The pretraining recipe on 2 virtual CPU devices (`kzoo.engines`: keras.distribution.DataParallel on JAX,
+MirroredStrategy on TensorFlow) trains exactly as one device does on the same global batch, with kzoo's AdamW,
+its warmup schedule and replica-exact global clipping; and `kzoo pretrain --data-parallel` runs end to end."""
+
+import json
+import os
+import subprocess
+import sys
 
 import pytest
-from conftest import BACKEND, run_python
+from conftest import BACKEND, ROOT, run_python
 
 SCRIPT = """
 import json, sys
-from kzoo.train.pretrain import virtual_cpu_devices
+from kzoo.engines import Engine, EngineConfig, virtual_cpu_devices
 virtual_cpu_devices(2)
 
 import keras, numpy as np
 from kzoo.data.pipeline import pretraining_dataset
 from kzoo.data.vocab import train_wordpiece
-from kzoo.train.optim import make_optimizer
-from kzoo.train.pretrain import PretrainConfig, build_pretrainer, distribution_scope
+from kzoo.train.pretrain import PretrainConfig, build_pretrainer
 
 corpus, workdir = sys.argv[1], sys.argv[2]
 tokenizer, _ = train_wordpiece(corpus, 200, workdir + "/vocab.txt")
@@ -23,26 +28,26 @@ for _ in data:  # fill the cache: both runs see exactly these batches
 config = PretrainConfig(arch="bert", corpus=corpus, out=workdir, backbone_overrides=dict(
     num_layers=2, hidden_dim=32, intermediate_dim=64, num_heads=2, dropout=0.0))
 
-def train(data_parallel):
-    scope, replicas = distribution_scope(data_parallel)
-    with scope:
+def train(engine):
+    with engine.scope():
         keras.utils.set_random_seed(0)
         model = build_pretrainer(config, tokenizer.vocabulary_size())
         model.load_weights(workdir + "/initial.weights.h5")
-        model.compile(optimizer=make_optimizer("adamw", 1e-3, total_steps=4, warmup_steps=1, clipnorm=0.5))
-    history = model.fit(data, epochs=1, verbose=0).history
-    return replicas, [keras.ops.convert_to_numpy(w) for w in model.weights], history["loss"][-1]
+        model.compile(optimizer=engine.make_optimizer("adamw", 1e-3, total_steps=4, warmup_steps=1, clipnorm=0.5),
+                      jit_compile=engine.jit_compile)
+        history = model.fit(data, epochs=1, verbose=0).history
+    return engine.replicas, [keras.ops.convert_to_numpy(w) for w in model.weights], history["loss"][-1]
 
 keras.utils.set_random_seed(0)
-build_pretrainer(config, tokenizer.vocabulary_size()).save_weights(workdir + "/initial.weights.h5")
-single_replicas, single, single_loss = train(False)
-parallel_replicas, parallel, parallel_loss = train(True)
+initial = build_pretrainer(config, tokenizer.vocabulary_size())
+initial.save_weights(workdir + "/initial.weights.h5")
+single_replicas, single, single_loss = train(Engine())
+parallel_replicas, parallel, parallel_loss = train(Engine(EngineConfig(data_parallel=True)))
 print(json.dumps({
     "replicas": [single_replicas, parallel_replicas],
     "max_abs_diff": max(float(np.max(np.abs(a - b))) for a, b in zip(single, parallel)),
-    "max_update": max(float(np.max(np.abs(a - b))) for a, b in zip(single, [np.asarray(w) for w in
-        (lambda m: (m.load_weights(workdir + "/initial.weights.h5"), m.weights)[1])(
-            build_pretrainer(config, tokenizer.vocabulary_size()))])),
+    "max_update": max(float(np.max(np.abs(a - keras.ops.convert_to_numpy(b))))
+                      for a, b in zip(single, initial.weights)),
     "loss": [single_loss, parallel_loss],
 }))
 """
@@ -50,8 +55,6 @@ print(json.dumps({
 
 @pytest.mark.slow
 def test_data_parallel_equals_single_device(text_corpus, tmp_path):
-    import json
-
     script = tmp_path / "parallel.py"
     script.write_text(SCRIPT)
     output = run_python(f"import runpy, sys; sys.argv = ['x', {text_corpus!r}, {str(tmp_path)!r}]; "
@@ -61,3 +64,20 @@ def test_data_parallel_equals_single_device(text_corpus, tmp_path):
     assert result["max_update"] > 1e-4  # the weights did move
     assert result["max_abs_diff"] <= 1e-5, result  # and moved the same way on 1 and on 2 devices
     assert result["loss"][0] == pytest.approx(result["loss"][1], rel=1e-5)
+
+
+@pytest.mark.slow
+def test_pretrain_command_runs_data_parallel_on_two_devices(text_corpus, tmp_path):
+    out = tmp_path / "run"
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "kzoo.cli", "pretrain", "--arch", "bert", "--corpus", text_corpus, "--out", str(out),
+         "--vocab-size", "200", "--steps", "4", "--log-every", "2", "--batch-size", "8", "--sequence-length", "32",
+         "--eval-batches", "2", "--holdout-every", "10", "--data-parallel", "--cpu-devices", "2", "--quiet"],
+        env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    engine = {"jax": "keras.distribution.DataParallel on 2 CPU devices",
+              "tensorflow": "tf.distribute.MirroredStrategy on 2 CPU devices"}[BACKEND]
+    assert engine in result.stdout, result.stdout
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["steps"] == 4 and 0 <= summary["held_out"]["mlm_accuracy"] <= 1

@@ -8,6 +8,7 @@ from kzoo.distill.backend_steps import STEPS
 from kzoo.distill.losses import cosine_loss, kd_loss
 from kzoo.layers.validation import gather_positions
 from kzoo.models.string_inputs import StringInputsMixin
+from kzoo.replicas import replica_count
 
 # A class label marking a transfer-set example (Hinton et al. 2015): it learns from the teacher's soft labels alone.
 UNLABELLED = -1
@@ -192,7 +193,9 @@ class Distiller(StringInputsMixin, keras.Model):
         return out, out["mlm"], mask_weights
 
     def compute_losses(self, x, y, sample_weight, student_out, teacher_out):
-        """`{"loss", "hard_loss", "kd_loss"(, "cosine_loss")}` for one batch; backend-neutral."""
+        """`{"loss", "hard_loss", "kd_loss"(, "cosine_loss")}` for one batch; backend-neutral. Under
+        `tf.distribute` each term is this replica's share of the global batch's value, as Keras scales its own
+        losses, so the summed gradients of R replicas are those of one device on the whole batch."""
         predictions, student_logits, kd_weights = self._predictions(x, student_out, sample_weight)
         teacher_logits = teacher_out["outputs"]["mlm"] if self.is_mlm else teacher_out["outputs"]
         zero = ops.zeros((), "float32")
@@ -245,10 +248,11 @@ class Distiller(StringInputsMixin, keras.Model):
 
     def update_metrics(self, x, y, sample_weight, student_out, losses):
         batch = ops.shape(x["token_ids"])[0]
+        replicas = replica_count()  # each loss is this replica's share; the trackers average over replicas
         for tracker, key in ((self.loss_tracker, "loss"), (self.hard_loss_tracker, "hard_loss"),
                              (self.kd_loss_tracker, "kd_loss"), (self.cosine_loss_tracker, "cosine_loss")):
             if tracker is not None:
-                tracker.update_state(losses[key], sample_weight=batch)
+                tracker.update_state(losses[key] * replicas, sample_weight=batch)
         if y is not None:
             labels, logits, weights = self._accuracy_inputs(x, y, sample_weight, student_out)
             for metric in [self.accuracy] + self.student_metrics:

@@ -1,19 +1,13 @@
 """Distillation losses (DESIGN.md §6), written with `keras.ops` so they run inside every backend's train step.
 
 Both reduce to a weighted mean: Σ w·loss / Σ w over the positions a caller weights (an example, a masked
-position, a non-padding token), so padding and unused prediction slots never dilute them.
+position, a non-padding token), so padding and unused prediction slots never dilute them; under
+`tf.distribute` each replica returns its share of the global batch's mean (`kzoo.replicas.weighted_mean`).
 """
 
 from keras import ops
 
-
-def weighted_mean(values, weights=None):
-    """Σ w·v / Σ w (plain mean without weights); `weights` broadcast to `values`' shape."""
-    values = ops.cast(values, "float32")
-    if weights is None:
-        return ops.mean(values)
-    weights = ops.broadcast_to(ops.cast(weights, "float32"), ops.shape(values))
-    return ops.sum(values * weights) / ops.maximum(ops.sum(weights), 1e-9)
+from kzoo.replicas import weighted_mean
 
 
 def kd_loss(teacher_logits, student_logits, temperature=2.0, weights=None):

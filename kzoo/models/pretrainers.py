@@ -8,7 +8,7 @@ from kzoo.models.albert import AlbertBackbone
 from kzoo.models.bert import BertBackbone
 from kzoo.models.distil_bert import DistilBertBackbone
 from kzoo.models.task import Task
-from kzoo.replicas import replica_count, sum_over_replicas
+from kzoo.replicas import replica_count, weighted_mean
 
 
 def weighted_cross_entropy(labels, logits, weights=None):
@@ -19,8 +19,7 @@ def weighted_cross_entropy(labels, logits, weights=None):
     gradients of the replicas are those of the global mean, as on one device.
     """
     losses = keras.losses.sparse_categorical_crossentropy(labels, ops.cast(logits, "float32"), from_logits=True)
-    weights = ops.ones_like(losses) if weights is None else ops.cast(weights, "float32")
-    return ops.sum(losses * weights) / ops.maximum(sum_over_replicas(ops.sum(weights)), 1e-5)
+    return weighted_mean(losses, weights)
 
 
 class Pretrainer(Task):

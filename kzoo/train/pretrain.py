@@ -14,6 +14,8 @@ import math
 import os
 import shutil
 
+from kzoo.engines import EngineConfig
+
 ARCH_CLASSES = {"bert": "BertPretrainer", "distil_bert": "DistilBertMaskedLM", "albert": "AlbertPretrainer"}
 DEFAULT_PRESETS = {"bert": "bert_tiny_en_uncased", "distil_bert": "distil_bert_tiny_en_uncased",
                    "albert": "albert_tiny_en_uncased"}
@@ -38,7 +40,7 @@ class PretrainConfig:
     log_every: int = 50
     holdout_every: int = 20
     eval_batches: int = 20
-    data_parallel: bool = False
+    engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)  # devices, hosts, precision, accumulation
     seed: int = 0
     overwrite: bool = False
     verbose: int = 1
@@ -79,50 +81,12 @@ def load_or_train_tokenizer(config, report=print):
     return load_wordpiece(path), path
 
 
-def virtual_cpu_devices(count):
-    """Split the host CPU into `count` devices, to run data parallelism without accelerators (tests, trials).
-    Call before the backend starts (JAX: before the first computation; TF: before any op)."""
-    import keras
-
-    if keras.backend.backend() == "jax":
-        import jax
-
-        jax.config.update("jax_num_cpu_devices", count)
-    else:
-        import tensorflow as tf
-
-        cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
-
-
-def distribution_scope(enabled):
-    """Data parallelism on the engine of the backend: `keras.distribution.DataParallel` (JAX) or
-    `tf.distribute.MirroredStrategy` (TensorFlow) over every device, else a no-op scope."""
-    import contextlib
-
-    import keras
-
-    if not enabled:
-        return contextlib.nullcontext(), 1
-    backend = keras.backend.backend()
-    if backend == "jax":
-        distribution = keras.distribution.DataParallel(devices=keras.distribution.list_devices())
-        keras.distribution.set_distribution(distribution)
-        return contextlib.nullcontext(), len(keras.distribution.list_devices())
-    if backend == "tensorflow":
-        import tensorflow as tf
-
-        devices = [d.name for d in tf.config.list_logical_devices("GPU")] or \
-                  [d.name for d in tf.config.list_logical_devices("CPU")]
-        strategy = tf.distribute.MirroredStrategy(devices)
-        return strategy.scope(), strategy.num_replicas_in_sync
-    raise ValueError(f"--data-parallel runs on the jax and tensorflow backends, not {backend}.")
-
-
 def build_pretrainer(config, vocabulary_size):
     from kzoo import models
 
     overrides = {"vocabulary_size": vocabulary_size, **config.backbone_overrides}
+    if config.engine.precision != "float32":
+        overrides["dtype"] = config.engine.precision
     backbone = models.Backbone.from_preset(config.preset, **overrides)
     if backbone.max_sequence_length < config.sequence_length:
         raise ValueError(f"sequence_length {config.sequence_length} exceeds the preset's max_sequence_length "
@@ -152,11 +116,13 @@ def pretrain(config, report=print):
     from kzoo.atomic import atomic_file
     from kzoo.data.corpus import iter_documents
     from kzoo.data.pipeline import ARCH_TASKS, pretraining_dataset
+    from kzoo.engines import Engine
     from kzoo.train.backup import AtomicBackupAndRestore
-    from kzoo.train.optim import make_optimizer
     from kzoo.train.plot import plot_metrics
 
     next(iter_documents(config.corpus, split="all"))  # a missing or empty corpus fails here, with a clear message
+    engine = Engine(config.engine)  # first: several hosts must meet before any computation
+    micro_batch = engine.micro_batch_size(config.batch_size)
     model_dir = os.path.join(config.out, "model")
     if os.path.exists(model_dir) and not config.overwrite:
         raise FileExistsError(f"{model_dir} exists: this run has finished. Pass --overwrite to train again.")
@@ -169,7 +135,7 @@ def pretrain(config, report=print):
     tokenizer, tokenizer_path = load_or_train_tokenizer(config, report)
     task = ARCH_TASKS[config.arch]
     data_options = dict(tokenizer=tokenizer, task=task, sequence_length=config.sequence_length,
-                        batch_size=config.batch_size, masking=config.masking, holdout_every=config.holdout_every,
+                        batch_size=micro_batch, masking=config.masking, holdout_every=config.holdout_every,
                         segments=config.arch != "distil_bert")
     train_data = pretraining_dataset(config.corpus, seed=config.seed, **data_options)
     eval_data = None
@@ -184,30 +150,31 @@ def pretrain(config, report=print):
 
     epochs = math.ceil(config.steps / config.log_every)  # whole logging intervals: steps rounds up to them
     total_steps = epochs * config.log_every
-    scope, replicas = distribution_scope(config.data_parallel)
-    if config.batch_size % replicas:
-        raise ValueError(f"batch_size {config.batch_size} must divide evenly over {replicas} devices.")
     keras.utils.set_random_seed(config.seed)
-    with scope:
+    with engine.scope():
         model = build_pretrainer(config, tokenizer.vocabulary_size())
-        model.compile(optimizer=make_optimizer(
+        model.compile(optimizer=engine.make_optimizer(
             config.optimizer, config.learning_rate, total_steps, int(config.warmup * total_steps),
-            weight_decay=config.weight_decay))
+            weight_decay=config.weight_decay), jit_compile=engine.jit_compile)
+    report(engine.description)
     report(f"{type(model).__name__} on {config.preset}: {model.count_params():,} parameters, vocabulary "
-           f"{tokenizer.vocabulary_size():,}, {config.masking} masking, {config.optimizer}, {replicas} device(s)")
+           f"{tokenizer.vocabulary_size():,}, {config.masking} masking, {config.optimizer}, global batch "
+           f"{config.batch_size}")
 
     csv_path = os.path.join(config.out, "metrics.csv")
     callbacks = [  # BackupAndRestore first: a metrics row is only written for steps that are backed up
         AtomicBackupAndRestore(os.path.join(config.out, "backup")),
         keras.callbacks.CSVLogger(csv_path, append=True),
     ]
-    model.fit(train_data, epochs=epochs, steps_per_epoch=config.log_every, validation_data=eval_data,
-              callbacks=callbacks, verbose=config.verbose, shuffle=False)
+    with engine.scope():
+        model.fit(train_data, epochs=epochs, steps_per_epoch=config.log_every * config.engine.accumulate,
+                  validation_data=eval_data, callbacks=callbacks, verbose=config.verbose, shuffle=False)
 
     summary = {"arch": config.arch, "preset": config.preset, "steps": total_steps,
                "parameters": model.count_params(), "vocabulary_size": tokenizer.vocabulary_size()}
     if eval_data is not None:
-        held_out = model.evaluate(eval_data, return_dict=True, verbose=0)
+        with engine.scope():
+            held_out = model.evaluate(eval_data, return_dict=True, verbose=0)
         summary["held_out"] = {k: float(v) for k, v in held_out.items()}
         summary["unigram_baseline_mlm_accuracy"] = unigram_baseline(eval_data)
     model.save_to_preset(model_dir, overwrite=config.overwrite, assets=[tokenizer_path])

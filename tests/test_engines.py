@@ -1,0 +1,115 @@
+"""`kzoo.engines`: N devices (JAX `DataParallel`, TF `MirroredStrategy`) and K accumulated micro-batches train
+as one device does on the whole batch; the options are checked; accumulation keeps the schedule of updates."""
+
+import json
+import os
+
+import keras
+import numpy as np
+import pytest
+from conftest import BACKEND, ROOT, make_backbone, make_inputs, run_python
+
+from kzoo.engines import Engine, EngineConfig, tf_config
+from kzoo.models import TextClassifier
+from kzoo.train.optim import WarmupLinearDecay, make_optimizer
+
+# (virtual devices, settings) per process: TensorFlow numbers the collectives of each device set from the same
+# keys, so two device sets cannot share a process; TensorFlow refuses accumulation (check_accumulation).
+ENGINE_RUNS = {
+    "tensorflow": [(2, ["devices=2"]), (4, ["devices=4"])],
+    "jax": [(4, ["devices=2", "devices=4", "accumulate=4", "devices=2,accumulate=2"])],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("run", range(len(ENGINE_RUNS[BACKEND])))
+def test_each_job_on_n_devices_and_k_micro_batches_equals_one_device(run):
+    """TextClassifier, Distiller (classify, α 0.5 + KD + layer-wise cosine), Distiller (MLM, DistilBERT's
+    5·KD + 2·MLM + 1·cos at every token) and BertPretrainer (MLM + NSP): one SGD step of the global batch.
+    Rows have unequal lengths and unequal numbers of masked predictions, so replicas hold unequal weight: each
+    weighted mean must be of the global batch, not averaged over replicas. (Before kzoo.replicas.weighted_mean,
+    the Distiller's KD and cosine terms counted R times on TensorFlow's R replicas.)"""
+    devices, settings = ENGINE_RUNS[BACKEND][run]
+    script = os.path.join(ROOT, "tests", "engine_jobs.py")
+    output = run_python(f"import runpy, sys; sys.argv = ['engine_jobs.py', '{devices}', *{settings!r}]; "
+                        f"runpy.run_path({script!r}, run_name='__main__')", BACKEND, timeout=900)
+    results = json.loads(output.strip().splitlines()[-1])
+    assert len(results) == 4 * len(settings)
+    for name, result in results.items():
+        options = dict(item.split("=") for item in name.split()[1].split(","))
+        assert result["replicas"] == int(options.get("devices", 1)), name
+        assert result["start_diff"] == 0.0, name  # both started from the same weights
+        assert result["update"] > 1e-2, name  # the step moved them
+        assert result["max_diff"] <= 1e-5, (name, result)  # and moved them alike
+
+
+def test_engine_options_are_checked():
+    for bad, message in ((dict(precision="float64"), "precision must be one of"),
+                         (dict(accumulate=0), "accumulate must be an int ≥ 1"),
+                         (dict(model_parallel=2.5), "model_parallel must be an int ≥ 1"),
+                         (dict(devices=0), "devices must be an int ≥ 1"),
+                         (dict(coordinator="127.0.0.1:1234"), "need all of coordinator, num_processes"),
+                         (dict(coordinator="h:1", num_processes=2, process_id=2), r"process_id must be in \[0")):
+        with pytest.raises(ValueError, match=message):
+            EngineConfig(**bad)
+    assert EngineConfig(devices=2).data_parallel and EngineConfig(model_parallel=2).data_parallel
+    with pytest.raises(ValueError, match="needs every process's HOST:PORT"):
+        tf_config(EngineConfig(coordinator="h0:1", num_processes=2, process_id=0))
+    assert tf_config(EngineConfig(coordinator="h0:1,h1:2", num_processes=2, process_id=1)) == {
+        "cluster": {"worker": ["h0:1", "h1:2"]}, "task": {"type": "worker", "index": 1}}
+
+
+@pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's strategies")
+def test_tensorflow_refuses_what_its_engine_cannot_run():
+    with pytest.raises(ValueError, match="model_parallel runs on JAX"):
+        Engine(EngineConfig(model_parallel=2))
+    with pytest.raises(ValueError, match="accumulate 2: Keras' gradient accumulation is wrong on TensorFlow"):
+        Engine(EngineConfig(devices=1, accumulate=2))
+    with pytest.raises(ValueError, match="accumulate on the jax backend"):
+        make_optimizer("adamw", 1e-3, 10, 1, accumulate=2)
+
+
+def test_one_device_engine_describes_itself_and_wraps_float16_optimizers():
+    accumulate = 2 if BACKEND == "jax" else 1
+    engine = Engine(EngineConfig(precision="mixed_float16", accumulate=accumulate))
+    assert engine.replicas == 1 and engine.dtype == "mixed_float16" and engine.batch_multiple == 1
+    assert "one device" in engine.description and "mixed_float16" in engine.description
+    optimizer = engine.make_optimizer("adamw", 1e-3, total_steps=10, warmup_steps=2)
+    assert isinstance(optimizer, keras.optimizers.LossScaleOptimizer)
+    if accumulate > 1:
+        assert "2 micro-batches per update" in engine.description
+        assert optimizer.inner_optimizer.gradient_accumulation_steps == 2
+        assert engine.micro_batch_size(32) == 16
+        with pytest.raises(ValueError, match="batch_size 33 must divide into accumulate 2"):
+            engine.micro_batch_size(33)
+
+
+def test_schedule_counts_updates_under_accumulation():
+    plain, accumulated = WarmupLinearDecay(1e-3, 2, 10), WarmupLinearDecay(1e-3, 2, 10, micro_steps=3)
+    for update in range(12):
+        for micro in range(3):  # Keras calls the schedule with the micro-batch count
+            assert float(accumulated(3 * update + micro)) == pytest.approx(float(plain(update)), abs=0)
+    assert WarmupLinearDecay.from_config(accumulated.get_config()).micro_steps == 3
+
+
+@pytest.mark.skipif(BACKEND != "jax", reason="accumulation runs on JAX (check_accumulation)")
+def test_accumulated_adamw_run_equals_the_run_on_whole_batches():
+    """Three AdamW updates through warmup and decay with global clipping: 2 micro-batches of 4 per update end
+    where 3 updates of 8 do (Adam's bias correction and the schedule count updates, not micro-batches)."""
+    x = make_inputs(make_backbone("bert"), batch=8, length=10, pad=False)
+    y = np.arange(8) % 3
+    x3 = {key: np.concatenate([value] * 3) for key, value in x.items()}
+    y3 = np.concatenate([y] * 3)
+    runs = []
+    for accumulate in (1, 2):
+        model = TextClassifier(make_backbone("bert"), num_classes=3)
+        model.compile(optimizer=make_optimizer("adamw", 1e-2, total_steps=3, warmup_steps=1, clipnorm=0.1,
+                                               accumulate=accumulate))
+        model.fit(x3, y3, batch_size=8 // accumulate, epochs=1, shuffle=False, verbose=0)
+        assert int(model.optimizer.iterations) == 3
+        runs.append([keras.ops.convert_to_numpy(w) for w in model.trainable_weights])
+    moved = max(float(np.abs(a - b).max()) for a, b in zip(runs[0], [keras.ops.convert_to_numpy(w) for w in
+                                                                    TextClassifier(make_backbone("bert"),
+                                                                                   num_classes=3).trainable_weights]))
+    assert moved > 1e-3
+    assert max(float(np.abs(a - b).max()) for a, b in zip(*runs)) <= 1e-5
