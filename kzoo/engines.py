@@ -86,8 +86,8 @@ def model_parallel_layouts(device_mesh):
     """A `keras.distribution.LayoutMap` for the BERT family on a ("batch", "model") mesh, Megatron-style: the
     word embeddings split on the hidden axis (BERT's 30,522 words do not divide by 4), query/key/value and the
     first feed-forward kernel on their output axis, the attention output and second feed-forward kernel on their
-    input axis; everything else (biases, LayerNorms, positions, heads) replicated. The keys are regexes on the
-    variables' paths, e.g. `encoder/transformer_layer_0/attention/query/kernel` or ALBERT's
+    input axis; everything else (biases, LayerNorms, positions, heads) replicated. The keys are regexes that
+    Keras matches against the variables' whole paths, e.g. `encoder/transformer_layer_0/attention/query/kernel` or ALBERT's
     `encoder/group_0_inner_0/intermediate/kernel`.
 
     Example:
@@ -98,11 +98,11 @@ def model_parallel_layouts(device_mesh):
     import keras
 
     layouts = keras.distribution.LayoutMap(device_mesh)
-    layouts[r"token_embedding/embeddings$"] = (None, "model")
-    layouts[r"attention/(query|key|value)/kernel$"] = (None, "model")
-    layouts[r"attention/attention_output/kernel$"] = ("model", None)
-    layouts[r"/intermediate/kernel$"] = (None, "model")
-    layouts[r"(transformer_layer_\d+|group_\d+_inner_\d+)/output/kernel$"] = ("model", None)
+    layouts[r".*token_embedding/embeddings"] = (None, "model")
+    layouts[r".*attention/(query|key|value)/kernel"] = (None, "model")
+    layouts[r".*attention/attention_output/kernel"] = ("model", None)
+    layouts[r".*/intermediate/kernel"] = (None, "model")
+    layouts[r".*(transformer_layer_\d+|group_\d+_inner_\d+)/output/kernel"] = ("model", None)
     return layouts
 
 

@@ -17,7 +17,7 @@ from kzoo.train.optim import WarmupLinearDecay, make_optimizer
 # keys, so two device sets cannot share a process; TensorFlow refuses accumulation (check_accumulation).
 ENGINE_RUNS = {
     "tensorflow": [(2, ["devices=2"]), (4, ["devices=4"])],
-    "jax": [(4, ["devices=2", "devices=4", "accumulate=4", "devices=2,accumulate=2"])],
+    "jax": [(4, ["devices=2", "devices=4", "accumulate=4", "devices=2,accumulate=2", "model_parallel=2"])],
 }
 
 
@@ -36,8 +36,9 @@ def test_each_job_on_n_devices_and_k_micro_batches_equals_one_device(run):
     results = json.loads(output.strip().splitlines()[-1])
     assert len(results) == 4 * len(settings)
     for name, result in results.items():
-        options = dict(item.split("=") for item in name.split()[1].split(","))
-        assert result["replicas"] == int(options.get("devices", 1)), name
+        options = {key: int(value) for key, value in (item.split("=") for item in name.split()[1].split(","))}
+        replicas = devices // options["model_parallel"] if "model_parallel" in options else options.get("devices", 1)
+        assert result["replicas"] == replicas, name
         assert result["start_diff"] == 0.0, name  # both started from the same weights
         assert result["update"] > 1e-2, name  # the step moved them
         assert result["max_diff"] <= 1e-5, (name, result)  # and moved them alike
@@ -113,3 +114,49 @@ def test_accumulated_adamw_run_equals_the_run_on_whole_batches():
                                                                                    num_classes=3).trainable_weights]))
     assert moved > 1e-3
     assert max(float(np.abs(a - b).max()) for a, b in zip(*runs)) <= 1e-5
+
+
+MODEL_PARALLEL_SCRIPT = """
+import json
+from kzoo.engines import Engine, EngineConfig, virtual_cpu_devices
+virtual_cpu_devices(4)
+import keras, numpy as np
+from kzoo.models import BertBackbone
+
+rng = np.random.default_rng(0)
+x = {"token_ids": rng.integers(1, 30522, (4, 16)).astype("int32"), "segment_ids": np.zeros((4, 16), "int32"),
+     "padding_mask": np.ones((4, 16), "int32")}
+plain = BertBackbone.from_preset("bert_base_en_uncased", dropout=0.0)
+expected = keras.ops.convert_to_numpy(plain(x)["sequence_output"])
+engine = Engine(EngineConfig(model_parallel=2))
+with engine.scope():
+    sharded = BertBackbone.from_preset("bert_base_en_uncased", dropout=0.0)
+    sharded.set_weights(plain.get_weights())
+    got = keras.ops.convert_to_numpy(sharded(x)["sequence_output"])
+shards = {v.path: [list(v.value.sharding.shard_shape(v.value.shape)), list(v.shape)] for v in sharded.weights}
+print(json.dumps({"mesh": engine.mesh_shape, "replicas": engine.replicas, "description": engine.description,
+                  "max_diff": float(np.abs(got - expected).max()), "shards": shards}))
+"""
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(BACKEND != "jax", reason="ModelParallel is keras.distribution's (JAX)")
+def test_model_parallel_shards_bert_base_and_computes_what_one_device_does():
+    """bert_base on a 2 (batch) × 2 (model) mesh of virtual devices: the word embeddings and every attention
+    and feed-forward kernel hold half their columns or rows per device, the rest is whole, and the output
+    equals the unsharded model's."""
+    result = json.loads(run_python(MODEL_PARALLEL_SCRIPT, BACKEND).strip().splitlines()[-1])
+    assert result["mesh"] == [2, 2] and result["replicas"] == 2
+    assert "ModelParallel on 4 CPU devices, mesh 2 (batch) × 2 (model)" in result["description"]
+    shards = result["shards"]
+    assert shards["embeddings/token_embedding/embeddings"] == [[30522, 384], [30522, 768]]
+    for layer in range(12):
+        block = f"encoder/transformer_layer_{layer}"
+        for name in ("query", "key", "value"):
+            assert shards[f"{block}/attention/{name}/kernel"] == [[768, 384], [768, 768]]
+        assert shards[f"{block}/attention/attention_output/kernel"] == [[384, 768], [768, 768]]
+        assert shards[f"{block}/intermediate/kernel"] == [[768, 1536], [768, 3072]]
+        assert shards[f"{block}/output/kernel"] == [[1536, 768], [3072, 768]]
+    sharded = {path for path, (shard, shape) in shards.items() if shard != shape}
+    assert len(sharded) == 1 + 12 * 6  # and nothing else: biases, LayerNorms, positions, pooler whole
+    assert result["max_diff"] <= 1e-5, result["max_diff"]
