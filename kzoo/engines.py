@@ -130,13 +130,13 @@ class Engine:
     line naming the engine, devices, mesh and precision).
 
     Example:
-    >>> engine = Engine(EngineConfig(precision="mixed_bfloat16", accumulate=2))
+    >>> engine = Engine(EngineConfig(precision="mixed_bfloat16"))
     >>> engine.replicas, engine.dtype
     (1, 'mixed_bfloat16')
     >>> with engine.scope():
     ...     optimizer = engine.make_optimizer("adamw", 1e-4, total_steps=100, warmup_steps=10)
-    >>> optimizer.gradient_accumulation_steps
-    2
+    >>> type(optimizer).__name__
+    'AdamW'
     """
 
     def __init__(self, config=None, **options):

@@ -17,7 +17,7 @@ from kzoo.train.optim import WarmupLinearDecay, make_optimizer
 # keys, so two device sets cannot share a process; TensorFlow refuses accumulation (check_accumulation).
 ENGINE_RUNS = {
     "tensorflow": [(2, ["devices=2"]), (4, ["devices=4"])],
-    "jax": [(4, ["devices=2", "devices=4", "accumulate=4", "devices=2,accumulate=2", "model_parallel=2"])],
+    "jax": [(4, ["devices=2", "devices=4", "devices=2,accumulate=2", "model_parallel=2"])],
 }
 
 
