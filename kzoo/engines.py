@@ -36,7 +36,8 @@ class EngineConfig:
         model_parallel: JAX only: M > 1 shards the word embeddings, attention and feed-forward kernels over M
             devices (`layout_map`) and the batch over the other devices/M.
         precision: "float32", "mixed_bfloat16" or "mixed_float16".
-        accumulate: K ≥ 1 micro-batches per optimizer update.
+        accumulate: K ≥ 1 micro-batches per optimizer update (K > 1 is refused on TensorFlow:
+            `kzoo.train.optim.check_accumulation`).
         coordinator: several hosts: "HOST:PORT" of process 0 (JAX), or every process's "HOST:PORT", comma
             separated, process 0 first (TensorFlow needs them all). None: read the engines' own environment
             variables (`KERAS_DISTRIBUTION_JOB_ADDRESSES` / `..._NUM_PROCESSES` / `..._PROCESS_ID`; `TF_CONFIG`).
@@ -53,17 +54,16 @@ class EngineConfig:
     process_id: int | None = None
 
     def __post_init__(self):
+        from kzoo.train.optim import check_accumulation
+
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}; got {self.precision!r}.")
-        for name in ("accumulate", "model_parallel"):
+        check_accumulation(self.accumulate)
+        for name in ("model_parallel", "devices"):
             value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be an int ≥ 1; got {value!r}.")
-        if self.devices is not None:
-            if isinstance(self.devices, bool) or not isinstance(self.devices, int) or self.devices < 1:
-                raise ValueError(f"devices must be an int ≥ 1; got {self.devices!r}.")
-            self.data_parallel = True
-        if self.model_parallel > 1:
+        if self.devices is not None or self.model_parallel > 1:
             self.data_parallel = True
         hosts = (self.coordinator, self.num_processes, self.process_id)
         if any(value is not None for value in hosts) and None in hosts:
@@ -142,11 +142,8 @@ class Engine:
     def __init__(self, config=None, **options):
         import keras
 
-        from kzoo.train.optim import check_accumulation
-
         self.config = config if config is not None else EngineConfig(**options)
         self.backend = keras.backend.backend()
-        check_accumulation(self.config.accumulate)  # before any engine starts
         self.distribution = None  # JAX: a keras.distribution.Distribution
         self.strategy = None  # TensorFlow: a tf.distribute.Strategy
         self.processes = 1
@@ -161,8 +158,10 @@ class Engine:
                 raise ValueError(f"Several devices run on the jax and tensorflow backends, not {self.backend}.")
         if self.strategy is not None:
             self.replicas = self.strategy.num_replicas_in_sync
+        elif self.mesh_shape is not None:
+            self.replicas = self.mesh_shape[0]
         else:
-            self.replicas = len(self.devices) // (self.config.model_parallel if self.mesh_shape else 1) or 1
+            self.replicas = len(self.devices) or 1
 
     # Engines ----------------------------------------------------------------------------------------------
     def _start_jax(self):
@@ -233,12 +232,6 @@ class Engine:
         turns XLA off and forcing it on fails (a replica's variable read from another device)."""
         return False if self.strategy is not None else "auto"
 
-    @property
-    def batch_multiple(self):
-        """What every batch's row count must be a multiple of: JAX shards each batch evenly over the data axis
-        (TensorFlow's strategies split uneven batches themselves)."""
-        return self.replicas if self.distribution is not None else 1
-
     def make_optimizer(self, name, learning_rate, total_steps, warmup_steps, **kwargs):
         """`kzoo.train.optim.make_optimizer` for `total_steps` updates, accumulating `accumulate` micro-batches per
         update, in Keras' `LossScaleOptimizer` under mixed_float16. Call inside `scope()`."""
@@ -267,7 +260,7 @@ class Engine:
     @property
     def description(self):
         """One line: the engine, its devices and mesh, hosts, precision, accumulation and XLA."""
-        kinds = sorted({_device_kind(device) for device in self.devices}) or ["1 device"]
+        kinds = sorted({_device_kind(device) for device in self.devices})
         if self.distribution is not None:
             name = type(self.distribution).__name__
             engine = f"keras.distribution.{name} on {len(self.devices)} {'/'.join(kinds)} devices"
@@ -278,9 +271,12 @@ class Engine:
         else:
             engine = f"{self.backend}, one device"
         hosts = f", {self.processes} hosts" if self.processes > 1 else ""
-        xla = {False: "XLA off (tf.distribute turns it off)", "auto": "XLA as Keras chooses"}[self.jit_compile]
         if self.backend == "jax":
             xla = "XLA (jit)"
+        elif self.strategy is not None:
+            xla = "XLA off (tf.distribute turns it off)"
+        else:
+            xla = "XLA as Keras chooses"
         accumulate = f", {self.config.accumulate} micro-batches per update" if self.config.accumulate > 1 else ""
         return f"engine: {engine}{hosts}; {self.config.precision}{accumulate}; {xla}"
 

@@ -114,6 +114,11 @@ def one_update(job, engine, initial=None):
     return initial, start, end
 
 
+def largest_difference(arrays, others):
+    """The largest absolute difference between two lists of same-shaped arrays."""
+    return max(float(np.abs(a - b).max()) for a, b in zip(arrays, others))
+
+
 def main(settings):
     results = {}
     for name, make_job in JOBS.items():
@@ -129,9 +134,9 @@ def main(settings):
             _, start_n, got = one_update(job, engine, initial)
             results[f"{name} {setting}"] = {
                 "replicas": engine.replicas,
-                "start_diff": max(float(np.abs(a - b).max()) for a, b in zip(start, start_n)),
-                "max_diff": max(float(np.abs(a - b).max()) for a, b in zip(expected, got)),
-                "update": max(float(np.abs(a - b).max()) for a, b in zip(expected, start)),
+                "start_diff": largest_difference(start, start_n),
+                "max_diff": largest_difference(expected, got),
+                "update": largest_difference(expected, start),
             }
     print(json.dumps(results))
 
