@@ -301,7 +301,8 @@ def _finetune(args):
         learning_rate=args.learning_rate,
         sequence_length=args.sequence_length, max_train_examples=args.max_train_examples,
         max_test_examples=args.max_test_examples,
-        lora_rank=args.lora_rank, quantize=args.quantize, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
+        lora_rank=args.lora_rank, quantize=args.quantize, engine=_engine_config(args), overwrite=args.overwrite,
+        verbose=2 if args.quiet else 1)
     finetune(config)
 
 
@@ -319,7 +320,8 @@ def _distill(args):
         student_arch=args.student_arch, student_init=args.student_init, temperature=args.temperature,
         alpha=args.alpha, kd_weight=args.kd_weight, cosine_weight=args.cosine_weight, cosine_layers=args.cosine_layers,
         hard_label_baseline=args.hard_label_baseline, transfer_data=args.transfer_data,
-        transfer_where=args.transfer_where, overwrite=args.overwrite, verbose=2 if args.quiet else 1)
+        transfer_where=args.transfer_where, engine=_engine_config(args), overwrite=args.overwrite,
+        verbose=2 if args.quiet else 1)
     distill(config)
 
 
@@ -381,6 +383,7 @@ def _add_data_arguments(parser):
     parser.add_argument("--max-test-examples", type=int, help="score only the first N test rows (quick runs)")
     parser.add_argument("--overwrite", action="store_true")
     parser.add_argument("--quiet", action="store_true", help="one line per epoch")
+    _add_engine_arguments(parser)
 
 
 def build_parser():

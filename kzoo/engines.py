@@ -108,18 +108,21 @@ def model_parallel_layouts(device_mesh):
 
 def virtual_cpu_devices(count):
     """Split the host CPU into `count` devices, to run the engines without accelerators (tests, trials).
-    Call before the backend starts (JAX: before the first computation; TF: before any op)."""
+    Call before the backend starts (JAX: before the first computation; TF: before any op); calling again with
+    the same count does nothing."""
     import keras
 
     if keras.backend.backend() == "jax":
         import jax
 
-        jax.config.update("jax_num_cpu_devices", count)
+        if jax.config.jax_num_cpu_devices != count:
+            jax.config.update("jax_num_cpu_devices", count)
     else:
         import tensorflow as tf
 
         cpu = tf.config.list_physical_devices("CPU")[0]
-        tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
+        if len(tf.config.get_logical_device_configuration(cpu) or [None]) != count:
+            tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * count)
 
 
 class Engine:
@@ -170,7 +173,8 @@ class Engine:
 
         config = self.config
         if config.multi_host:
-            keras.distribution.initialize(config.coordinator, config.num_processes, config.process_id)
+            if not jax.distributed.is_initialized():  # once per process: a second Engine joins the same hosts
+                keras.distribution.initialize(config.coordinator, config.num_processes, config.process_id)
             self.processes = jax.process_count()
         devices = keras.distribution.list_devices()
         if config.devices is not None:
@@ -201,6 +205,7 @@ class Engine:
         if config.multi_host:
             if config.num_processes is not None:
                 os.environ["TF_CONFIG"] = json.dumps(tf_config(config))
+            _let_keras_fit_on_several_workers()
             self.strategy = tf.distribute.MultiWorkerMirroredStrategy()
             self.processes = self.strategy.cluster_resolver.cluster_spec().num_tasks("worker")
         else:
@@ -267,7 +272,9 @@ class Engine:
             if self.mesh_shape:
                 engine += f", mesh {self.mesh_shape[0]} (batch) × {self.mesh_shape[1]} (model)"
         elif self.strategy is not None:
-            engine = f"tf.distribute.{type(self.strategy).__name__} on {self.replicas} {'/'.join(kinds)} devices"
+            # TensorFlow's MultiWorkerMirroredStrategy is a class named CollectiveAllReduceStrategy: say the former.
+            name = "MultiWorkerMirroredStrategy" if self.processes > 1 else type(self.strategy).__name__
+            engine = f"tf.distribute.{name} on {self.replicas} {'/'.join(kinds)} devices"
         else:
             engine = f"{self.backend}, one device"
         hosts = f", {self.processes} hosts" if self.processes > 1 else ""
@@ -293,6 +300,54 @@ def _mirrored_strategy(devices):
     if devices not in _MIRRORED:
         _MIRRORED[devices] = tf.distribute.MirroredStrategy(list(devices))
     return _MIRRORED[devices]
+
+
+def _let_keras_fit_on_several_workers():
+    """Two fixes to Keras 3.15.1's TensorFlow trainer, without which `fit` fails under
+    `MultiWorkerMirroredStrategy` (keras-team/keras#20585, open); patched here because no public option avoids
+    them, and only when several TensorFlow workers start:
+
+    1. `_maybe_symbolic_build` averages the first batch over the workers to learn its shapes
+       (`strategy.reduce("MEAN", batch)`), which fails on a nested batch of per-replica values; the local
+       replica's tensors carry the same shapes.
+    2. `reduce_per_replica(reduction="mean")` reduces the scalar logs along axis 0 across workers ("Invalid
+       reduction dimension 0 for input with 0 dimensions"); scalars are reduced whole.
+
+    Measured with them: one step on two processes equals one process on the same global batch
+    (`tests/test_several_hosts.py`).
+    """
+    import tensorflow as tf
+    from keras.src.backend.tensorflow import trainer
+
+    if getattr(trainer, "_kzoo_multi_worker_fix", False):
+        return
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        if self._distribute_strategy is None:
+            return
+        if iterator is not None:
+            for _, _, batches in iterator:
+                batch = next(batches)
+                break
+            data_batch = tf.nest.map_structure(
+                lambda value: self.distribute_strategy.experimental_local_results(value)[0]
+                if isinstance(value, tf.distribute.DistributedValues) else value, batch)
+        with self.distribute_strategy.scope():
+            self._symbolic_build(data_batch=data_batch)
+
+    keras_reduce_per_replica = trainer.reduce_per_replica
+
+    def reduce_per_replica(values, strategy, reduction):
+        if reduction in ("auto", "mean") and trainer._collective_all_reduce_multi_worker(strategy):
+            def mean(value):
+                scalar = strategy.experimental_local_results(value)[0].shape.rank == 0
+                return strategy.reduce("MEAN", value, axis=None if scalar else 0)
+            return tf.nest.map_structure(mean, values)
+        return keras_reduce_per_replica(values, strategy, reduction)
+
+    trainer.TensorFlowTrainer._maybe_symbolic_build = _maybe_symbolic_build
+    trainer.reduce_per_replica = reduce_per_replica
+    trainer._kzoo_multi_worker_fix = True
 
 
 def _device_kind(device):

@@ -1,5 +1,6 @@
-"""`tf.distribute` replica arithmetic shared by the losses and the optimisers (no-ops off TensorFlow, where
-`keras.distribution` runs one global program instead of per-replica copies)."""
+"""Replica arithmetic shared by the losses, the optimisers and the raw-text batches: `tf.distribute`'s replicas
+(no-ops off TensorFlow, where `keras.distribution` runs one global program instead of per-replica copies), and
+how many shards `keras.distribution` cuts each JAX batch into."""
 
 import keras
 
@@ -43,3 +44,17 @@ def weighted_mean(values, weights=None):
     weights = ops.ones_like(values) if weights is None else ops.broadcast_to(ops.cast(weights, "float32"),
                                                                             ops.shape(values))
     return ops.sum(values * weights) / ops.maximum(sum_over_replicas(ops.sum(weights)), 1e-9)
+
+
+def batch_shards():
+    """How many parts the current `keras.distribution` (JAX) splits each batch's rows into: a batch fed to `fit`,
+    `evaluate` or `predict` must have a multiple of it (JAX refuses uneven shards). 1 without a
+    distribution and on TensorFlow, where `tf.distribute` splits uneven batches itself."""
+    if keras.backend.backend() != "jax":
+        return 1
+    distribution = keras.distribution.distribution()
+    if distribution is None:
+        return 1
+    mesh = distribution.device_mesh
+    return int(mesh.shape[mesh.axis_names.index(distribution.batch_dim_name)])
+

@@ -1,7 +1,9 @@
 """One optimizer step of each training job, on N devices or with K accumulated micro-batches, for the engine
 tests (`test_engines.py` runs this file in a fresh process: the device count must be set before the backend
-starts). Prints one JSON line: for every job and setting, the largest weight difference from one step of the
-whole batch on one device, and how far that step moved the weights.
+starts). Prints one JSON line: under "steps", for every job and setting, the largest weight difference from one
+step of the whole batch on one device, and how far that step moved the weights; under "predictions", per
+setting, the largest difference of a classifier's raw-text outputs (batches of 4, the last one short) from one
+device's.
 
     python tests/engine_jobs.py DEVICES SETTING [SETTING ...]      SETTING: "devices=N", "accumulate=K" or both
 """
@@ -26,6 +28,8 @@ from kzoo.engines import Engine, EngineConfig  # noqa: E402
 from kzoo.models import BertBackbone, BertPretrainer, DistilBertMaskedLM, TextClassifier  # noqa: E402
 
 VOCAB, BATCH, LENGTH, PREDICTIONS = 61, 8, 12, 4
+TEXTS = ["good day", "a very bad movie was the day", "fine", "the movie was great", "sad", "a nice day",
+         "the the the movie was awful and poor"]  # 7: batches of 4 leave a short one of 3
 
 
 def tiny_bert(seed, layers=2):
@@ -114,12 +118,34 @@ def one_update(job, engine, initial=None):
     return initial, start, end
 
 
+def text_predictions(engine, vocabulary):
+    """A classifier's outputs for TEXTS (raw strings) on `engine`, predicted in length-sorted batches of 4."""
+    from kzoo.data.task_inputs import TextPreprocessor
+    from kzoo.data.tokenizers import load_wordpiece
+
+    with engine.scope():
+        model = TextClassifier(tiny_bert(0), num_classes=3,
+                               preprocessor=TextPreprocessor(load_wordpiece(vocabulary), sequence_length=LENGTH))
+        return model.predict(TEXTS, batch_size=4)
+
+
 def largest_difference(arrays, others):
     """The largest absolute difference between two lists of same-shaped arrays."""
     return max(float(np.abs(a - b).max()) for a, b in zip(arrays, others))
 
 
 def main(settings):
+    import tempfile
+
+    from kzoo.data.vocab import WORDPIECE_SPECIALS
+
+    vocabulary = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    with open(vocabulary, "w") as f:
+        f.write("\n".join([*WORDPIECE_SPECIALS, *sorted({w for text in TEXTS for w in text.split()})]) + "\n")
+    single = text_predictions(Engine(), vocabulary)
+    predictions = {setting: largest_difference([single], [text_predictions(Engine(EngineConfig(**dict(
+        (key, int(value)) for key, value in (item.split("=") for item in setting.split(","))))), vocabulary)])
+        for setting in settings}
     results = {}
     for name, make_job in JOBS.items():
         references = {}  # one step of the whole batch on one device, per kind of batch
@@ -138,7 +164,7 @@ def main(settings):
                 "max_diff": largest_difference(expected, got),
                 "update": largest_difference(expected, start),
             }
-    print(json.dumps(results))
+    print(json.dumps({"steps": results, "predictions": predictions}))
 
 
 if __name__ == "__main__":

@@ -1,12 +1,14 @@
 """The pretraining recipe on 2 virtual CPU devices (`kzoo.engines`: keras.distribution.DataParallel on JAX,
 MirroredStrategy on TensorFlow) trains exactly as one device does on the same global batch, with kzoo's AdamW,
-its warmup schedule and replica-exact global clipping; and `kzoo pretrain --data-parallel` runs end to end."""
+its warmup schedule and replica-exact global clipping; and `kzoo pretrain|finetune|distill --data-parallel` run
+end to end on 2 devices."""
 
 import json
 import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 from conftest import BACKEND, ROOT, run_python
 
@@ -66,18 +68,60 @@ def test_data_parallel_equals_single_device(text_corpus, tmp_path):
     assert result["loss"][0] == pytest.approx(result["loss"][1], rel=1e-5)
 
 
+TWO_DEVICES = {"jax": "keras.distribution.DataParallel on 2 CPU devices",
+               "tensorflow": "tf.distribute.MirroredStrategy on 2 CPU devices"}[BACKEND]
+
+
+def run_on_two_devices(*arguments):
+    """`kzoo ARGUMENTS --data-parallel` in a fresh process whose CPU is split into 2 devices; its stdout."""
+    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
+    result = subprocess.run([sys.executable, "-m", "kzoo.cli", *map(str, arguments), "--data-parallel",
+                             "--cpu-devices", "2", "--quiet"], env=env, capture_output=True, text=True, timeout=600,
+                            cwd=ROOT)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert TWO_DEVICES in result.stdout, result.stdout
+    return result.stdout
+
+
 @pytest.mark.slow
 def test_pretrain_command_runs_data_parallel_on_two_devices(text_corpus, tmp_path):
     out = tmp_path / "run"
-    env = dict(os.environ, KERAS_BACKEND=BACKEND, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    result = subprocess.run(
-        [sys.executable, "-m", "kzoo.cli", "pretrain", "--arch", "bert", "--corpus", text_corpus, "--out", str(out),
-         "--vocab-size", "200", "--steps", "4", "--log-every", "2", "--batch-size", "8", "--sequence-length", "32",
-         "--eval-batches", "2", "--holdout-every", "10", "--data-parallel", "--cpu-devices", "2", "--quiet"],
-        env=env, capture_output=True, text=True, timeout=600, cwd=ROOT)
-    assert result.returncode == 0, result.stderr[-3000:]
-    engine = {"jax": "keras.distribution.DataParallel on 2 CPU devices",
-              "tensorflow": "tf.distribute.MirroredStrategy on 2 CPU devices"}[BACKEND]
-    assert engine in result.stdout, result.stdout
+    run_on_two_devices("pretrain", "--arch", "bert", "--corpus", text_corpus, "--out", out, "--vocab-size", "200",
+                       "--steps", "4", "--log-every", "2", "--batch-size", "8", "--sequence-length", "32",
+                       "--eval-batches", "2", "--holdout-every", "10")
     summary = json.loads((out / "summary.json").read_text())
     assert summary["steps"] == 4 and 0 <= summary["held_out"]["mlm_accuracy"] <= 1
+
+
+@pytest.mark.slow
+def test_finetune_and_distill_commands_run_data_parallel_on_two_devices(tmp_path):
+    """101 rows: the training, validation and test splits all end in a batch that does not divide over 2
+    devices. The test split's accuracy scored on 2 devices must be the one this process (1 device) gets from
+    the saved model."""
+    from conftest import make_backbone, word_preprocessor
+    from test_finetune import WORDS, write_sentiment_jsonl
+
+    from kzoo.models import TextClassifier
+    from kzoo.train.finetune import FinetuneConfig, load_splits
+    from kzoo.train.finetune_tasks import TASKS
+
+    data = write_sentiment_jsonl(tmp_path / "data.jsonl", 101, seed=1)
+    source = tmp_path / "source"
+    TextClassifier(make_backbone("bert", vocabulary_size=len(WORDS) + 5), num_classes=2, preprocessor=word_preprocessor(
+        tmp_path / "vocab.txt", WORDS, sequence_length=24)).save_to_preset(str(source))
+    options = ["--data", data, "--epochs", "1", "--batch-size", "8"]
+    run_on_two_devices("finetune", "--task", "classify", "--from", source, "--out", tmp_path / "ft", "--learning-rate",
+                       "5e-3", *options)
+    metrics = json.loads((tmp_path / "ft" / "metrics.json").read_text())
+    assert TWO_DEVICES in metrics["engine"]
+
+    config = FinetuneConfig(task="classify", data=str(data), source=str(source), out=str(tmp_path / "x"))
+    _, _, (test_x, test_y), _ = load_splits(config, TASKS["classify"], report=lambda _: None)
+    predicted = TextClassifier.from_preset(str(tmp_path / "ft" / "best")).predict_labels(test_x, batch_size=8)
+    assert metrics["accuracy"] == pytest.approx(np.mean([p == t for p, t in zip(predicted, test_y)]), abs=1e-9)
+
+    run_on_two_devices("distill", "--teacher", tmp_path / "ft" / "best", "--out", tmp_path / "distilled",
+                       "--student-layers", "1", *options)
+    distilled = json.loads((tmp_path / "distilled" / "metrics.json").read_text())
+    assert distilled["teacher"]["accuracy"] == metrics["accuracy"]  # the same model on the same split
+    assert TWO_DEVICES in distilled["engine"] and 0 <= distilled["distilled"]["accuracy"] <= 1

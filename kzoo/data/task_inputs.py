@@ -141,10 +141,13 @@ class BucketedBatches(keras.utils.PyDataset):
             `per_token` (names "y" / "sample_weight") are (N, S) and trimmed like the inputs.
         shuffle: new random similar-length batches every epoch (training); False keeps length order
             (`order` says which example each output row is, to restore the caller's order).
+        multiple: every batch's rows a multiple of this (JAX's `keras.distribution` shards each batch evenly
+            over its devices): the one short batch of a pass loses its last rows (fewer than `multiple`, like
+            tf.data's `drop_remainder`; with `shuffle`, other rows each epoch).
     """
 
     def __init__(self, inputs, lengths, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=0,
-                 round_to=16, per_token=(), keys=None, **kwargs):
+                 round_to=16, per_token=(), keys=None, multiple=1, **kwargs):
         super().__init__(**kwargs)
         self.inputs = {k: v for k, v in inputs.items() if keys is None or k in keys}
         self.lengths = np.asarray(lengths)
@@ -153,7 +156,17 @@ class BucketedBatches(keras.utils.PyDataset):
         self.per_token = set(per_token)
         self.full_length = next(iter(self.inputs.values())).shape[1]
         self.rng = np.random.default_rng(seed)
-        self.batches = bucketed_order(self.lengths, self.batch_size, shuffle, self.rng)
+        self.multiple = int(multiple)
+        if len(self.lengths) < self.multiple:
+            raise ValueError(f"{len(self.lengths)} examples cannot make one batch split over {self.multiple} "
+                             "devices; give at least as many examples as devices.")
+        self.batches = self._order()
+
+    def _order(self):
+        batches = bucketed_order(self.lengths, self.batch_size, self.shuffle, self.rng)
+        if self.multiple > 1:
+            batches = [b[:len(b) - len(b) % self.multiple] for b in batches]
+        return [b for b in batches if len(b)]
 
     @property
     def order(self):
@@ -187,7 +200,7 @@ class BucketedBatches(keras.utils.PyDataset):
 
     def on_epoch_end(self):
         if self.shuffle:
-            self.batches = bucketed_order(self.lengths, self.batch_size, True, self.rng)
+            self.batches = self._order()
 
     def as_tf_dataset(self):
         """The same batches as a `tf.data.Dataset` whose every dimension is unknown. Keras' own PyDataset adapter

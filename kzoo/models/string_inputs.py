@@ -50,12 +50,17 @@ class StringInputsMixin:
                              "that holds a tokenizer.")
         return True
 
-    def text_batches(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=0):
-        """A `BucketedBatches` dataset of raw examples, for `fit`/`evaluate`/`predict` or your own loop."""
+    def text_batches(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=0, multiple=None):
+        """A `BucketedBatches` dataset of raw examples, for `fit`/`evaluate`/`predict` or your own loop. Under a
+        JAX `keras.distribution` every batch has a multiple of its batch shards (`multiple=None`), as JAX needs:
+        `fit` and `evaluate` then skip the last rows of the one short batch (fewer than the devices)."""
+        from kzoo.replicas import batch_shards
+
         encoded = self.encode_examples(x, y, sample_weight)
         return BucketedBatches(encoded.inputs, encoded.lengths, encoded.y, encoded.sample_weight,
                                batch_size=batch_size, shuffle=shuffle, seed=seed, round_to=self.round_to,
-                               per_token=encoded.per_token, keys=self.input_keys)
+                               per_token=encoded.per_token, keys=self.input_keys,
+                               multiple=batch_shards() if multiple is None else multiple)
 
     def _as_dataset(self, data, batch_size, shuffle):
         x, y, sample_weight = (tuple(data) + (None, None))[:3]
@@ -91,7 +96,7 @@ class StringInputsMixin:
         """Raw text → outputs in the caller's order (per-token outputs padded to the longest example)."""
         if not self._takes_text(x):
             return super().predict(x, batch_size=batch_size, verbose=verbose, **kwargs)
-        batches = self.text_batches(x, batch_size=batch_size or 32)
+        batches = self.text_batches(x, batch_size=batch_size or 32, multiple=1)
         return self._predict_batches(batches)
 
     def _predict_encoded(self, inputs, lengths, batch_size):
@@ -102,10 +107,7 @@ class StringInputsMixin:
     def _predict_batches(self, batches):
         import keras
 
-        pieces = []
-        for index in range(len(batches)):
-            outputs = self.predict_on_batch(batches[index][0])
-            pieces.append(keras.tree.map_structure(keras.ops.convert_to_numpy, outputs))
+        pieces = [self.predict_batch(batches[index][0]) for index in range(len(batches))]
         width = max(batches.width(b) for b in batches.batches)
         inverse = np.argsort(batches.order, kind="stable")
 
@@ -116,6 +118,17 @@ class StringInputsMixin:
             return np.concatenate(arrays)[inverse]
 
         return keras.tree.map_structure(gather, *pieces)
+
+    def predict_batch(self, x):
+        """The outputs (numpy) for one batch of inputs, on any engine. Under `tf.distribute` the batch goes through
+        `predict`, which splits it over the replicas: Keras' `predict_on_batch` there hands every replica the
+        whole batch and returns each one's copy of the outputs. (On JAX `predict_on_batch` takes any number of
+        rows: Keras does not shard its input.)"""
+        import keras
+
+        if getattr(getattr(self, "distribute_strategy", None), "num_replicas_in_sync", 1) > 1:
+            return self.predict(x, batch_size=len(keras.tree.flatten(x)[0]), verbose=0)
+        return keras.tree.map_structure(keras.ops.convert_to_numpy, self.predict_on_batch(x))
 
     _per_token_outputs = False  # True for (batch, seq, ...) outputs: padded to the widest batch
     _output_pad_value = 0.0

@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from kzoo.train.finetune import FinetuneConfig, start_run, timed_predictions
+from kzoo.train.finetune import FinetuneConfig, compile_on, fit_options, start_run, timed_predictions
 from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference
 
 
@@ -59,13 +59,11 @@ class DistillConfig(FinetuneConfig):
 
 def _forward_seconds(model, inputs, repeats):
     """Median seconds of one inference forward pass of `model` on `inputs` (after a compiling warm-up)."""
-    import keras
-
-    model.predict_on_batch(inputs)
+    model.predict_batch(inputs)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        keras.ops.convert_to_numpy(model.predict_on_batch(inputs))
+        model.predict_batch(inputs)
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
@@ -105,12 +103,17 @@ def _with_unlabelled(x, extra):
     return list(x) + list(extra)
 
 
+def _precision(config):
+    """`from_preset` keyword arguments for the engine's precision."""
+    return {} if config.engine.precision == "float32" else {"dtype": config.engine.precision}
+
+
 def _init_source(config, teacher):
     """The model the student's weights are copied from: the teacher, or `config.student_init`'s backbone."""
     if config.student_init is None:
         return teacher
     source = type(teacher).from_preset(config.student_init, label_names=teacher.label_names,
-                                       sequence_length=config.sequence_length)
+                                       sequence_length=config.sequence_length, **_precision(config))
     if source.preprocessor is not None and not source.preprocessor.same_vocabulary(teacher.preprocessor):
         raise ValueError(f"--student-init {config.student_init} has another vocabulary than the teacher "
                          f"{config.source}: the student reads the teacher's token ids, so they must match.")
@@ -129,17 +132,22 @@ def _make_student(config, teacher, source=None):
 
 def distill(config, report=print):
     """Distil per `config`; returns the metrics dict also written to `out/metrics.json`."""
+    task, metrics_path, splits, engine = start_run(config, report)
+    with engine.scope():
+        return _distill(config, task, metrics_path, splits, engine, report)
+
+
+def _distill(config, task, metrics_path, splits, engine, report):
     import keras
 
     from kzoo.atomic import atomic_file
     from kzoo.distill import Distiller, spread_layers
     from kzoo.table import format_table
     from kzoo.train.backup import BestCheckpoint
-    from kzoo.train.optim import make_optimizer
 
-    task, metrics_path, splits = start_run(config, report)
     (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = splits
-    teacher = task.model_class.from_preset(config.source, sequence_length=config.sequence_length)
+    teacher = task.model_class.from_preset(config.source, sequence_length=config.sequence_length,
+                                           **_precision(config))
     if teacher.preprocessor is None:
         raise ValueError(f"{config.source} has no tokenizer; kzoo distill reads raw text and needs one.")
     if teacher.label_names != label_names:
@@ -156,6 +164,7 @@ def distill(config, report=print):
         unlabelled = transfer_set(config, [val_x, test_x], report)
         distill_x = _with_unlabelled(train_x, unlabelled)
         distill_y = list(train_y) + [None] * len(_examples(unlabelled))
+    report(engine.description)
     origin = "teacher layers" if config.student_init is None else f"layers of {config.student_init}:"
     report(f"teacher {type(teacher.backbone).__name__} ({teacher.backbone.num_layers} layers) → student "
            f"{type(student.backbone).__name__} ({len(layers)} layer{'s' * (len(layers) > 1)} from {origin} "
@@ -165,12 +174,10 @@ def distill(config, report=print):
     runs = {}
 
     def train(name, model, directory, x, y):
-        steps = config.epochs * -(-len(y) // config.batch_size)
-        model.compile(optimizer=make_optimizer("adamw", config.learning_rate, steps, int(config.warmup * steps)))
+        compile_on(engine, model, config, len(y))
         checkpoint = BestCheckpoint(directory, monitor=task.monitor, mode=task.mode)
         start = time.perf_counter()
-        model.fit(x, y, validation_data=(val_x, val_y), epochs=config.epochs,
-                  batch_size=config.batch_size, verbose=config.verbose, seed=config.training_seed,
+        model.fit(x, y, validation_data=(val_x, val_y), **fit_options(engine, config),
                   callbacks=[checkpoint, keras.callbacks.CSVLogger(os.path.join(config.out, f"{name}.csv"))])
         runs[name] = {"train_seconds": time.perf_counter() - start, "best_epoch": checkpoint.best_epoch,
                       "best_validation": checkpoint.best}
@@ -192,7 +199,8 @@ def distill(config, report=print):
         baseline.load_weights(os.path.join(config.out, "hard_labels", "best", "model.weights.h5"))
         models["hard_labels"] = baseline
 
-    batch = teacher.text_batches(test_x[:config.speed_batch_size], batch_size=config.speed_batch_size)[0][0]
+    batch = teacher.text_batches(test_x[:config.speed_batch_size], batch_size=config.speed_batch_size,
+                                 multiple=1)[0][0]
     results, correct = {}, {}
     for name, model in models.items():
         predicted, seconds = timed_predictions(task, model, test_x, config.batch_size)
@@ -214,7 +222,7 @@ def distill(config, report=print):
         "temperature": config.temperature, "alpha": config.alpha, "kd_weight": distiller.kd_weight,
         "cosine_weight": config.cosine_weight, "cosine_layers": cosine_layers or config.cosine_layers,
         "epochs": config.epochs, "seed": config.seed, "training_seed": config.training_seed,
-        "learning_rate": config.learning_rate, "backend": keras.backend.backend(),
+        "learning_rate": config.learning_rate, "backend": keras.backend.backend(), "engine": engine.description,
         "accuracy_ratio": student_scores["accuracy"] / teacher_scores["accuracy"],
         "encoder_parameter_ratio": student_scores["encoder_parameters"] / teacher_scores["encoder_parameters"],
         "speedup_same_batch": teacher_scores["batch_forward_seconds"] / student_scores["batch_forward_seconds"],

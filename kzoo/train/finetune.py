@@ -11,6 +11,7 @@ import json
 import os
 import time
 
+from kzoo.engines import EngineConfig
 from kzoo.train.finetune_tasks import TASKS
 
 
@@ -41,6 +42,7 @@ class FinetuneConfig:
     max_test_examples: int | None = None  # score only the first N test rows (quick runs; the split stays the same)
     lora_rank: int | None = None
     quantize: str | None = None
+    engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)  # devices, precision, accumulation
     overwrite: bool = False
     verbose: int = 1
 
@@ -57,11 +59,19 @@ class FinetuneConfig:
                 raise ValueError(f"{field} must be ≥ 1; got {getattr(self, field)}.")
         if self.training_seed is None:
             self.training_seed = self.seed
+        if self.engine.multi_host:
+            # Raw-text batches are made in each process; sharding them over hosts is not written (Keras shards
+            # tf.data input across hosts: the Python API with a tf.data dataset of token ids does that).
+            raise ValueError("kzoo finetune and kzoo distill run on one host (all its devices); for several hosts "
+                             "use the Python API with a tf.data dataset of token ids (README: several hosts).")
 
 
 def load_task_model(config, label_names):
-    """The task's model on `config.source`'s backbone and tokenizer, with LoRA when asked."""
+    """The task's model on `config.source`'s backbone and tokenizer, in the engine's precision, with LoRA when
+    asked."""
     kwargs = {} if label_names is None else {"label_names": label_names}
+    if config.engine.precision != "float32":
+        kwargs["dtype"] = config.engine.precision
     model = TASKS[config.task].model_class.from_preset(config.source, sequence_length=config.sequence_length,
                                                        **kwargs)
     if model.preprocessor is None:
@@ -105,32 +115,53 @@ def load_splits(config, task, report=print):
 
 
 def start_run(config, report=print):
-    """(task, OUT/metrics.json path, `load_splits`) for `kzoo finetune` and `kzoo distill`; refuses a finished
-    run (its metrics.json exists) unless `config.overwrite`."""
+    """(task, OUT/metrics.json path, `load_splits`, the `Engine`) for `kzoo finetune` and `kzoo distill`;
+    refuses a finished run (its metrics.json exists) unless `config.overwrite`."""
+    from kzoo.engines import Engine
+
     task = TASKS[config.task]
     metrics_path = os.path.join(config.out, "metrics.json")
     if os.path.exists(metrics_path) and not config.overwrite:
         raise FileExistsError(f"{metrics_path} exists: this run has finished. Pass --overwrite to run again.")
-    return task, metrics_path, load_splits(config, task, report)
+    engine = Engine(config.engine)
+    engine.micro_batch_size(config.batch_size)  # refuses a batch that does not divide over the devices
+    return task, metrics_path, load_splits(config, task, report), engine
+
+
+def compile_on(engine, model, config, examples):
+    """Compile `model` on `engine` with AdamW: linear warmup over `config.warmup` of the run's updates, then
+    linear decay. Call inside `engine.scope()`."""
+    steps = config.epochs * -(-examples // config.batch_size)
+    model.compile(optimizer=engine.make_optimizer("adamw", config.learning_rate, steps, int(config.warmup * steps)),
+                  jit_compile=engine.jit_compile)
+
+
+def fit_options(engine, config):
+    """`fit`'s keyword arguments shared by `kzoo finetune` and `kzoo distill`: the micro-batch, seed, verbosity."""
+    return {"epochs": config.epochs, "batch_size": engine.micro_batch_size(config.batch_size),
+            "verbose": config.verbose, "seed": config.training_seed}
 
 
 def finetune(config, report=print):
     """Fine-tune per `config`; returns the metrics dict also written to `out/metrics.json`."""
+    task, metrics_path, splits, engine = start_run(config, report)
+    with engine.scope():
+        return _finetune(config, task, metrics_path, splits, engine, report)
+
+
+def _finetune(config, task, metrics_path, splits, engine, report):
     import keras
     import numpy as np
 
     from kzoo.atomic import atomic_file
     from kzoo.table import format_table
     from kzoo.train.backup import BestCheckpoint
-    from kzoo.train.optim import make_optimizer
 
-    task, metrics_path, splits = start_run(config, report)
     (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = splits
-
     keras.utils.set_random_seed(config.training_seed)
     model = load_task_model(config, label_names)
-    steps = config.epochs * -(-len(train_y) // config.batch_size)
-    model.compile(optimizer=make_optimizer("adamw", config.learning_rate, steps, int(config.warmup * steps)))
+    compile_on(engine, model, config, len(train_y))
+    report(engine.description)
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
     report(f"{type(model).__name__} on {config.source}: {model.count_params():,} parameters, {trainable:,} "
            f"trainable{f' (LoRA rank {config.lora_rank})' if config.lora_rank else ''}")
@@ -139,9 +170,8 @@ def finetune(config, report=print):
     os.makedirs(config.out, exist_ok=True)
     checkpoint = BestCheckpoint(best_dir, monitor=task.monitor, mode=task.mode)
     start = time.perf_counter()
-    model.fit(train_x, train_y, validation_data=(val_x, val_y), epochs=config.epochs, batch_size=config.batch_size,
-              callbacks=[checkpoint, keras.callbacks.CSVLogger(os.path.join(config.out, "metrics.csv"))],
-              verbose=config.verbose, seed=config.training_seed)
+    model.fit(train_x, train_y, validation_data=(val_x, val_y), **fit_options(engine, config),
+              callbacks=[checkpoint, keras.callbacks.CSVLogger(os.path.join(config.out, "metrics.csv"))])
     train_seconds = time.perf_counter() - start
 
     model.load_weights(os.path.join(best_dir, "model.weights.h5"))
@@ -165,7 +195,7 @@ def finetune(config, report=print):
                "lora_rank": config.lora_rank, "epochs": config.epochs, "seed": config.seed,
                "training_seed": config.training_seed, "best_epoch": checkpoint.best_epoch,
                "best_validation": {task.monitor: checkpoint.best}, "train_seconds": train_seconds,
-               "backend": keras.backend.backend(), **results["test"],
+               "backend": keras.backend.backend(), "engine": engine.description, **results["test"],
                **{key: value for key, value in results.items() if key != "test"}}
     with atomic_file(metrics_path) as f:
         json.dump(summary, f, indent=2)
