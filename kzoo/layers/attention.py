@@ -16,7 +16,8 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     Written here rather than taken from `keras.layers.MultiHeadAttention` because that layer only routes to
     `ops.dot_product_attention` (each backend's fused kernel) when flash attention is enabled globally, and
     otherwise materialises the scores with einsum + softmax. Here inference always takes the fused op;
-    only training with attention dropout > 0 takes the explicit path, because the fused op has no dropout.
+    only training with attention dropout > 0 takes the explicit path, because the fused op has no dropout
+    (and float16 on a JAX CPU: `_fused_attention_unavailable`).
 
     Example:
     >>> import numpy as np
@@ -69,15 +70,15 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         if padding_mask is not None:
             mask = ops.cast(padding_mask, "bool")[:, None, None, :]  # (batch, 1, 1, key_seq)
         scale = 1.0 / math.sqrt(self.head_dim)
-        if training and self.dropout > 0:
-            context = self._attention_with_dropout(query, key, value, mask, scale, training)
+        if (training and self.dropout > 0) or _fused_attention_unavailable(query.dtype):
+            context = self._explicit_attention(query, key, value, mask, scale, training)
         else:
             context = ops.dot_product_attention(query, key, value, mask=mask, scale=scale)
         shape = ops.shape(context)
         context = ops.reshape(context, (shape[0], shape[1], self.hidden_dim))
         return self.output_dense(context)
 
-    def _attention_with_dropout(self, query, key, value, mask, scale, training):
+    def _explicit_attention(self, query, key, value, mask, scale, training):
         scores = ops.cast(ops.einsum("bqhd,bkhd->bhqk", query, key), "float32") * scale
         if mask is not None:
             scores = ops.where(mask, scores, -1e9)
@@ -95,3 +96,14 @@ class MultiHeadSelfAttention(keras.layers.Layer):
             initializer_range=self.initializer_range,
         )
         return config
+
+
+def _fused_attention_unavailable(dtype):
+    """True for float16 on JAX's CPU backend, where `jax.nn.dot_product_attention` asks XLA for a float16
+    matmul accumulating in float32, which XLA's CPU backend does not have ("precision 'F16_F16_F32' is not
+    supported by dot_general on CPU"); GPUs have it."""
+    if keras.backend.backend() != "jax" or keras.backend.standardize_dtype(dtype) != "float16":
+        return False
+    import jax
+
+    return jax.default_backend() == "cpu"
