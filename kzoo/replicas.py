@@ -57,4 +57,3 @@ def batch_shards():
         return 1
     mesh = distribution.device_mesh
     return int(mesh.shape[mesh.axis_names.index(distribution.batch_dim_name)])
-

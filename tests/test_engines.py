@@ -66,6 +66,14 @@ def test_engine_options_are_checked():
         "cluster": {"worker": ["h0:1", "h1:2"]}, "task": {"type": "worker", "index": 1}}
 
 
+def test_raw_text_commands_refuse_several_hosts():
+    from kzoo.train.finetune import FinetuneConfig
+
+    hosts = EngineConfig(coordinator="127.0.0.1:1234", num_processes=2, process_id=0)
+    with pytest.raises(ValueError, match="run on one host"):
+        FinetuneConfig(task="classify", data="d.csv", source="s", out="o", engine=hosts)
+
+
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's strategies")
 def test_tensorflow_refuses_what_its_engine_cannot_run():
     with pytest.raises(ValueError, match="model_parallel runs on JAX"):

@@ -55,6 +55,18 @@ def test_batches_cover_every_example_once_padded_to_their_longest(preprocessor):
         assert sorted(seen) == list(range(len(texts)))
     sorted_batches = BucketedBatches(inputs, lengths, batch_size=16)
     assert np.all(np.diff(lengths[sorted_batches.order]) >= 0)
+    # For 4 devices (JAX shards each batch evenly): 203 = 12 x 16 + 11 rows; the short batch keeps 8, and which
+    # 3 rows are skipped changes from epoch to epoch.
+    batches = BucketedBatches(inputs, lengths, np.arange(len(texts)), batch_size=16, shuffle=True, multiple=4)
+    skipped = []
+    for _ in range(2):
+        rows = [batches[index][1] for index in range(len(batches))]
+        assert all(len(r) % 4 == 0 for r in rows) and sum(map(len, rows)) == 200
+        skipped.append(set(range(len(texts))) - set(np.concatenate(rows).tolist()))
+        batches.on_epoch_end()
+    assert skipped[0] != skipped[1]
+    with pytest.raises(ValueError, match="3 examples cannot make one batch split over 4 devices"):
+        BucketedBatches({k: v[:3] for k, v in inputs.items()}, lengths[:3], multiple=4)
 
 
 def test_classifier_learns_from_raw_text_and_round_trips(preprocessor, tmp_path):

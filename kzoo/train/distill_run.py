@@ -14,7 +14,8 @@ import time
 
 import numpy as np
 
-from kzoo.train.finetune import FinetuneConfig, compile_on, fit_options, start_run, timed_predictions
+from kzoo.train.finetune import (FinetuneConfig, compile_on, fit_options, precision_options, start_run,
+                                  timed_predictions)
 from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference
 
 
@@ -103,17 +104,12 @@ def _with_unlabelled(x, extra):
     return list(x) + list(extra)
 
 
-def _precision(config):
-    """`from_preset` keyword arguments for the engine's precision."""
-    return {} if config.engine.precision == "float32" else {"dtype": config.engine.precision}
-
-
 def _init_source(config, teacher):
     """The model the student's weights are copied from: the teacher, or `config.student_init`'s backbone."""
     if config.student_init is None:
         return teacher
     source = type(teacher).from_preset(config.student_init, label_names=teacher.label_names,
-                                       sequence_length=config.sequence_length, **_precision(config))
+                                       sequence_length=config.sequence_length, **precision_options(config))
     if source.preprocessor is not None and not source.preprocessor.same_vocabulary(teacher.preprocessor):
         raise ValueError(f"--student-init {config.student_init} has another vocabulary than the teacher "
                          f"{config.source}: the student reads the teacher's token ids, so they must match.")
@@ -147,7 +143,7 @@ def _distill(config, task, metrics_path, splits, engine, report):
 
     (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = splits
     teacher = task.model_class.from_preset(config.source, sequence_length=config.sequence_length,
-                                           **_precision(config))
+                                           **precision_options(config))
     if teacher.preprocessor is None:
         raise ValueError(f"{config.source} has no tokenizer; kzoo distill reads raw text and needs one.")
     if teacher.label_names != label_names:

@@ -66,14 +66,17 @@ class FinetuneConfig:
                              "use the Python API with a tf.data dataset of token ids (README: several hosts).")
 
 
+def precision_options(config):
+    """`from_preset` keyword arguments that build a model in the engine's precision (none for float32)."""
+    return {} if config.engine.precision == "float32" else {"dtype": config.engine.precision}
+
+
 def load_task_model(config, label_names):
     """The task's model on `config.source`'s backbone and tokenizer, in the engine's precision, with LoRA when
     asked."""
     kwargs = {} if label_names is None else {"label_names": label_names}
-    if config.engine.precision != "float32":
-        kwargs["dtype"] = config.engine.precision
     model = TASKS[config.task].model_class.from_preset(config.source, sequence_length=config.sequence_length,
-                                                       **kwargs)
+                                                       **kwargs, **precision_options(config))
     if model.preprocessor is None:
         raise ValueError(f"{config.source} has no tokenizer (vocab.txt, tokenizer.json or spiece.model); "
                          "kzoo finetune reads raw text and needs one.")
