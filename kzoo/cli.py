@@ -240,7 +240,8 @@ def _convert(args):
 
 
 def _add_engine_arguments(parser):
-    """The flags that choose devices, hosts, precision and accumulation (`kzoo.engines.EngineConfig`)."""
+    """The flags that choose devices, precision and accumulation (`kzoo.engines.EngineConfig`; the commands run on
+    one host, `EngineConfig.one_host`)."""
     from kzoo.engines import PRECISIONS
 
     group = parser.add_argument_group("devices and precision (kzoo.engines)")
@@ -255,10 +256,6 @@ def _add_engine_arguments(parser):
                        help="mixed_* keep float32 variables; mixed_float16 adds loss scaling")
     group.add_argument("--accumulate", type=int, default=1, metavar="K",
                        help="jax: K micro-batches of batch-size/K per optimizer update")
-    group.add_argument("--coordinator", help="several hosts: HOST:PORT of process 0 (jax), or every process's "
-                       "HOST:PORT, comma separated, process 0 first (tensorflow)")
-    group.add_argument("--num-processes", type=int, help="several hosts: how many processes in all")
-    group.add_argument("--process-id", type=int, help="several hosts: this process's index, 0 on the coordinator")
     group.add_argument("--cpu-devices", type=int, default=0, help=argparse.SUPPRESS)  # tests: split the CPU
 
 
@@ -268,8 +265,7 @@ def _engine_config(args):
     if args.cpu_devices:
         virtual_cpu_devices(args.cpu_devices)
     return EngineConfig(data_parallel=args.data_parallel, devices=args.devices, model_parallel=args.model_parallel,
-                        precision=args.precision, accumulate=args.accumulate, coordinator=args.coordinator,
-                        num_processes=args.num_processes, process_id=args.process_id)
+                        precision=args.precision, accumulate=args.accumulate)
 
 
 def _pretrain(args):

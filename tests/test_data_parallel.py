@@ -95,9 +95,9 @@ def test_pretrain_command_runs_data_parallel_on_two_devices(text_corpus, tmp_pat
 
 @pytest.mark.slow
 def test_finetune_and_distill_commands_run_data_parallel_on_two_devices(tmp_path):
-    """101 rows: the training, validation and test splits all end in a batch that does not divide over 2
-    devices. The test split's accuracy scored on 2 devices must be the one this process (1 device) gets from
-    the saved model."""
+    """101 rows: 73 for training end in a batch of 1, and 19 test rows in one of 3, neither dividing over 2
+    devices. The test accuracy scored on 2 devices must be the one this process (1 device) gets from the saved
+    model."""
     from conftest import make_backbone, word_preprocessor
     from test_finetune import WORDS, write_sentiment_jsonl
 
@@ -109,19 +109,24 @@ def test_finetune_and_distill_commands_run_data_parallel_on_two_devices(tmp_path
     source = tmp_path / "source"
     TextClassifier(make_backbone("bert", vocabulary_size=len(WORDS) + 5), num_classes=2, preprocessor=word_preprocessor(
         tmp_path / "vocab.txt", WORDS, sequence_length=24)).save_to_preset(str(source))
-    options = ["--data", data, "--epochs", "1", "--batch-size", "8"]
+    options = ["--data", data, "--epochs", "1", "--batch-size", "8", "--max-test-examples", "19"]
+    accumulate = ["--accumulate", "2"] if BACKEND == "jax" else []  # TensorFlow refuses accumulation
     run_on_two_devices("finetune", "--task", "classify", "--from", source, "--out", tmp_path / "ft", "--learning-rate",
-                       "5e-3", *options)
+                       "5e-3", *options, *accumulate)
     metrics = json.loads((tmp_path / "ft" / "metrics.json").read_text())
-    assert TWO_DEVICES in metrics["engine"]
+    assert TWO_DEVICES in metrics["engine"] and ("2 micro-batches per update" in metrics["engine"]) == bool(accumulate)
 
-    config = FinetuneConfig(task="classify", data=str(data), source=str(source), out=str(tmp_path / "x"))
+    config = FinetuneConfig(task="classify", data=str(data), source=str(source), out=str(tmp_path / "x"),
+                            max_test_examples=19)
     _, _, (test_x, test_y), _ = load_splits(config, TASKS["classify"], report=lambda _: None)
     predicted = TextClassifier.from_preset(str(tmp_path / "ft" / "best")).predict_labels(test_x, batch_size=8)
     assert metrics["accuracy"] == pytest.approx(np.mean([p == t for p, t in zip(predicted, test_y)]), abs=1e-9)
 
     run_on_two_devices("distill", "--teacher", tmp_path / "ft" / "best", "--out", tmp_path / "distilled",
-                       "--student-layers", "1", *options)
+                       "--student-layers", "1", "--precision", "mixed_bfloat16", *options)
     distilled = json.loads((tmp_path / "distilled" / "metrics.json").read_text())
-    assert distilled["teacher"]["accuracy"] == metrics["accuracy"]  # the same model on the same split
-    assert TWO_DEVICES in distilled["engine"] and 0 <= distilled["distilled"]["accuracy"] <= 1
+    assert TWO_DEVICES in distilled["engine"] and "mixed_bfloat16" in distilled["engine"]
+    assert 0 <= distilled["distilled"]["accuracy"] <= 1
+    student = TextClassifier.from_preset(str(tmp_path / "distilled" / "best"))
+    assert student.backbone.dtype_policy.name == "mixed_bfloat16"  # saved as trained: 16-bit compute
+    assert {v.dtype for v in student.weights if v.trainable} == {"float32"}  # with float32 variables

@@ -66,12 +66,18 @@ def test_engine_options_are_checked():
         "cluster": {"worker": ["h0:1", "h1:2"]}, "task": {"type": "worker", "index": 1}}
 
 
-def test_raw_text_commands_refuse_several_hosts():
+def test_commands_refuse_several_hosts(monkeypatch):
     from kzoo.train.finetune import FinetuneConfig
+    from kzoo.train.pretrain import PretrainConfig
 
     hosts = EngineConfig(coordinator="127.0.0.1:1234", num_processes=2, process_id=0)
-    with pytest.raises(ValueError, match="run on one host"):
+    with pytest.raises(ValueError, match="kzoo finetune and kzoo distill run on one host"):
         FinetuneConfig(task="classify", data="d.csv", source="s", out="o", engine=hosts)
+    with pytest.raises(ValueError, match="kzoo pretrain run on one host"):
+        PretrainConfig(arch="bert", corpus="c", out="o", engine=hosts)
+    variable = "KERAS_DISTRIBUTION_NUM_PROCESSES" if BACKEND == "jax" else "TF_CONFIG"
+    monkeypatch.setenv(variable, "2")  # the engine's own variable counts only when several devices are asked for
+    assert not EngineConfig().multi_host and EngineConfig(data_parallel=True).multi_host
 
 
 @pytest.mark.skipif(BACKEND != "tensorflow", reason="TensorFlow's strategies")

@@ -27,3 +27,7 @@ def test_gpu_check_runs_small_on_the_cpu(tmp_path):
         assert math.isfinite(rate) and rate > 0, (job, report[job])
         assert f"{report[job]['batch']:>4}x{report[job]['sequence_length']:<5}" in result.stdout  # its table row
     assert report["pretrain"]["mfu"] is None  # no peak for a CPU: no made-up utilisation
+    # Fine-tuning trains the whole teacher (not the frozen one the Distiller used), more than the student's weights.
+    assert report["finetune"]["trainable_parameters"] > report["distill"]["trainable_parameters"] > 0
+    if BACKEND == "tensorflow":  # XLA's cost under tf.distribute: the same step compiled without it
+        assert report["pretrain_no_xla"]["xla"] is False and report["pretrain_no_xla"]["examples_per_second"] > 0

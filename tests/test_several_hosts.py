@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 
 import numpy as np
 import pytest
@@ -43,17 +44,27 @@ def run_processes(backend, out, num_processes):
     env = dict(os.environ, KERAS_BACKEND=backend, TF_CPP_MIN_LOG_LEVEL="3", PYTHONPATH=ROOT)
     env.pop("TF_CONFIG", None)
     port = free_ports(num_processes)
-    processes = [subprocess.Popen([sys.executable, JOB, str(out), str(i), str(num_processes), str(port)], env=env,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT)
-                 for i in range(num_processes)]
+    logs = [(out / f"{backend}_{num_processes}_{i}.out", out / f"{backend}_{num_processes}_{i}.err")
+            for i in range(num_processes)]  # files, not pipes: a process never waits on a full pipe
+    processes = []
     try:
-        results = [process.communicate(timeout=TIMEOUT) for process in processes]
+        for i, (stdout, stderr) in enumerate(logs):
+            with open(stdout, "w") as out_file, open(stderr, "w") as err_file:
+                processes.append(subprocess.Popen([sys.executable, JOB, str(out), str(i), str(num_processes),
+                                                   str(port)], env=env, stdout=out_file, stderr=err_file, cwd=ROOT))
+        deadline = time.monotonic() + TIMEOUT
+        while any(p.poll() is None for p in processes) and time.monotonic() < deadline:
+            if any(p.returncode not in (None, 0) for p in processes):
+                break  # one failed: the others would only wait for it
+            time.sleep(0.5)
     finally:
         for process in processes:
             process.kill()
-    for process, (stdout, stderr) in zip(processes, results):
-        assert process.returncode == 0, f"{backend} process failed:\n{stderr[-3000:]}"
-    return [stdout for stdout, _ in results]
+            process.wait()
+    failed = [(p.returncode, stderr) for p, (_, stderr) in zip(processes, logs) if p.returncode != 0]
+    failed.sort(key=lambda failure: failure[0] == -9)  # a process that failed by itself first, then those killed
+    assert not failed, f"{backend} process failed ({failed[0][0]}):\n{failed[0][1].read_text()[-3000:]}"
+    return [stdout.read_text() for stdout, _ in logs]
 
 
 @pytest.mark.parametrize("backend", ["jax", "tensorflow"])

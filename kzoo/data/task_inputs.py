@@ -142,8 +142,8 @@ class BucketedBatches(keras.utils.PyDataset):
         shuffle: new random similar-length batches every epoch (training); False keeps length order
             (`order` says which example each output row is, to restore the caller's order).
         multiple: every batch's rows a multiple of this (JAX's `keras.distribution` shards each batch evenly
-            over its devices): the one short batch of a pass loses its last rows (fewer than `multiple`, like
-            tf.data's `drop_remainder`; with `shuffle`, other rows each epoch).
+            over its devices); `batch_size` must be one. N mod `multiple` examples, drawn at random (other ones
+            each epoch with `shuffle`), sit out each pass, like the rows tf.data's `drop_remainder` skips.
     """
 
     def __init__(self, inputs, lengths, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=0,
@@ -160,13 +160,18 @@ class BucketedBatches(keras.utils.PyDataset):
         if len(self.lengths) < self.multiple:
             raise ValueError(f"{len(self.lengths)} examples cannot make one batch split over {self.multiple} "
                              "devices; give at least as many examples as devices.")
+        if self.batch_size % self.multiple:
+            raise ValueError(f"batch_size {self.batch_size} must divide evenly over {self.multiple} devices.")
         self.batches = self._order()
 
     def _order(self):
-        batches = bucketed_order(self.lengths, self.batch_size, self.shuffle, self.rng)
-        if self.multiple > 1:
-            batches = [b[:len(b) - len(b) % self.multiple] for b in batches]
-        return [b for b in batches if len(b)]
+        """Batches of example indices; with `multiple`, all of them a multiple of it, the examples left over
+        drawn at random (not the longest, which length-sorted batches would put last)."""
+        kept = np.arange(len(self.lengths))
+        left_over = len(kept) % self.multiple
+        if left_over:
+            kept = np.sort(self.rng.choice(kept, len(kept) - left_over, replace=False))
+        return [kept[b] for b in bucketed_order(self.lengths[kept], self.batch_size, self.shuffle, self.rng)]
 
     @property
     def order(self):

@@ -53,7 +53,7 @@ class StringInputsMixin:
     def text_batches(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=0, multiple=None):
         """A `BucketedBatches` dataset of raw examples, for `fit`/`evaluate`/`predict` or your own loop. Under a
         JAX `keras.distribution` every batch has a multiple of its batch shards (`multiple=None`), as JAX needs:
-        `fit` and `evaluate` then skip the last rows of the one short batch (fewer than the devices)."""
+        `fit` and `evaluate` then leave out N mod devices examples, drawn at random (see `BucketedBatches`)."""
         from kzoo.replicas import batch_shards
 
         encoded = self.encode_examples(x, y, sample_weight)
@@ -107,7 +107,8 @@ class StringInputsMixin:
     def _predict_batches(self, batches):
         import keras
 
-        pieces = [self.predict_batch(batches[index][0]) for index in range(len(batches))]
+        pieces = [keras.tree.map_structure(keras.ops.convert_to_numpy, self.predict_on_batch(batches[index][0]))
+                  for index in range(len(batches))]
         width = max(batches.width(b) for b in batches.batches)
         inverse = np.argsort(batches.order, kind="stable")
 
@@ -119,16 +120,15 @@ class StringInputsMixin:
 
         return keras.tree.map_structure(gather, *pieces)
 
-    def predict_batch(self, x):
-        """The outputs (numpy) for one batch of inputs, on any engine. Under `tf.distribute` the batch goes through
-        `predict`, which splits it over the replicas: Keras' `predict_on_batch` there hands every replica the
-        whole batch and returns each one's copy of the outputs. (On JAX `predict_on_batch` takes any number of
-        rows: Keras does not shard its input.)"""
+    def predict_on_batch(self, x):
+        """Keras' `predict_on_batch`, right under `tf.distribute` too: there Keras hands every replica the whole
+        batch and returns each replica's copy of the outputs (8 rows in, 16 out on 2 devices), so the batch goes
+        through `predict`, which splits it over the replicas. (On JAX Keras does not shard this call's input.)"""
         import keras
 
         if getattr(getattr(self, "distribute_strategy", None), "num_replicas_in_sync", 1) > 1:
             return self.predict(x, batch_size=len(keras.tree.flatten(x)[0]), verbose=0)
-        return keras.tree.map_structure(keras.ops.convert_to_numpy, self.predict_on_batch(x))
+        return super().predict_on_batch(x)
 
     _per_token_outputs = False  # True for (batch, seq, ...) outputs: padded to the widest batch
     _output_pad_value = 0.0

@@ -14,8 +14,7 @@ import time
 
 import numpy as np
 
-from kzoo.train.finetune import (FinetuneConfig, compile_on, fit_options, precision_options, start_run,
-                                  timed_predictions)
+from kzoo.train.finetune import FinetuneConfig, compile_on, fit_options, start_run, timed_predictions
 from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference
 
 
@@ -60,11 +59,13 @@ class DistillConfig(FinetuneConfig):
 
 def _forward_seconds(model, inputs, repeats):
     """Median seconds of one inference forward pass of `model` on `inputs` (after a compiling warm-up)."""
-    model.predict_batch(inputs)
+    import keras
+
+    model.predict_on_batch(inputs)
     times = []
     for _ in range(repeats):
         start = time.perf_counter()
-        model.predict_batch(inputs)
+        keras.ops.convert_to_numpy(model.predict_on_batch(inputs))
         times.append(time.perf_counter() - start)
     return float(np.median(times))
 
@@ -109,7 +110,7 @@ def _init_source(config, teacher):
     if config.student_init is None:
         return teacher
     source = type(teacher).from_preset(config.student_init, label_names=teacher.label_names,
-                                       sequence_length=config.sequence_length, **precision_options(config))
+                                       sequence_length=config.sequence_length, **config.engine.dtype_options)
     if source.preprocessor is not None and not source.preprocessor.same_vocabulary(teacher.preprocessor):
         raise ValueError(f"--student-init {config.student_init} has another vocabulary than the teacher "
                          f"{config.source}: the student reads the teacher's token ids, so they must match.")
@@ -143,7 +144,7 @@ def _distill(config, task, metrics_path, splits, engine, report):
 
     (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = splits
     teacher = task.model_class.from_preset(config.source, sequence_length=config.sequence_length,
-                                           **precision_options(config))
+                                           **config.engine.dtype_options)
     if teacher.preprocessor is None:
         raise ValueError(f"{config.source} has no tokenizer; kzoo distill reads raw text and needs one.")
     if teacher.label_names != label_names:

@@ -59,16 +59,7 @@ class FinetuneConfig:
                 raise ValueError(f"{field} must be ≥ 1; got {getattr(self, field)}.")
         if self.training_seed is None:
             self.training_seed = self.seed
-        if self.engine.multi_host:
-            # Raw-text batches are made in each process; sharding them over hosts is not written (Keras shards
-            # tf.data input across hosts: the Python API with a tf.data dataset of token ids does that).
-            raise ValueError("kzoo finetune and kzoo distill run on one host (all its devices); for several hosts "
-                             "use the Python API with a tf.data dataset of token ids (README: several hosts).")
-
-
-def precision_options(config):
-    """`from_preset` keyword arguments that build a model in the engine's precision (none for float32)."""
-    return {} if config.engine.precision == "float32" else {"dtype": config.engine.precision}
+        self.engine.one_host("kzoo finetune and kzoo distill")
 
 
 def load_task_model(config, label_names):
@@ -76,7 +67,7 @@ def load_task_model(config, label_names):
     asked."""
     kwargs = {} if label_names is None else {"label_names": label_names}
     model = TASKS[config.task].model_class.from_preset(config.source, sequence_length=config.sequence_length,
-                                                       **kwargs, **precision_options(config))
+                                                       **kwargs, **config.engine.dtype_options)
     if model.preprocessor is None:
         raise ValueError(f"{config.source} has no tokenizer (vocab.txt, tokenizer.json or spiece.model); "
                          "kzoo finetune reads raw text and needs one.")

@@ -56,6 +56,7 @@ class PretrainConfig:
         self.optimizer = self.optimizer or ("lamb" if self.arch == "albert" else "adamw")
         self.masking = self.masking or ("ngram" if self.arch == "albert" else "token")
         self.learning_rate = self.learning_rate or (5e-3 if self.optimizer == "lamb" else 5e-4)
+        self.engine.one_host("kzoo pretrain")
 
 
 def load_or_train_tokenizer(config, report=print):
@@ -84,9 +85,7 @@ def load_or_train_tokenizer(config, report=print):
 def build_pretrainer(config, vocabulary_size):
     from kzoo import models
 
-    overrides = {"vocabulary_size": vocabulary_size, **config.backbone_overrides}
-    if config.engine.precision != "float32":
-        overrides["dtype"] = config.engine.precision
+    overrides = {"vocabulary_size": vocabulary_size, **config.backbone_overrides, **config.engine.dtype_options}
     backbone = models.Backbone.from_preset(config.preset, **overrides)
     if backbone.max_sequence_length < config.sequence_length:
         raise ValueError(f"sequence_length {config.sequence_length} exceeds the preset's max_sequence_length "
