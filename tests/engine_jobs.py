@@ -129,6 +129,11 @@ def text_predictions(engine, vocabulary):
         return model.predict(TEXTS, batch_size=4)
 
 
+def setting_options(setting):
+    """"devices=2,accumulate=2" → {"devices": 2, "accumulate": 2}: an `EngineConfig`'s keyword arguments."""
+    return {key: int(value) for key, value in (item.split("=") for item in setting.split(","))}
+
+
 def largest_difference(arrays, others):
     """The largest absolute difference between two lists of same-shaped arrays."""
     return max(float(np.abs(a - b).max()) for a, b in zip(arrays, others))
@@ -143,14 +148,13 @@ def main(settings):
     with open(vocabulary, "w") as f:
         f.write("\n".join([*WORDPIECE_SPECIALS, *sorted({w for text in TEXTS for w in text.split()})]) + "\n")
     single = text_predictions(Engine(), vocabulary)
-    predictions = {setting: largest_difference([single], [text_predictions(Engine(EngineConfig(**dict(
-        (key, int(value)) for key, value in (item.split("=") for item in setting.split(","))))), vocabulary)])
-        for setting in settings}
+    predictions = {setting: largest_difference([single], [text_predictions(
+        Engine(EngineConfig(**setting_options(setting))), vocabulary)]) for setting in settings}
     results = {}
     for name, make_job in JOBS.items():
         references = {}  # one step of the whole batch on one device, per kind of batch
         for setting in settings:
-            options = {key: int(value) for key, value in (item.split("=") for item in setting.split(","))}
+            options = setting_options(setting)
             equal_weights = "accumulate" in options
             job = make_job(equal_weights)
             if equal_weights not in references:

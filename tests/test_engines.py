@@ -8,7 +8,7 @@ import keras
 import numpy as np
 import pytest
 from conftest import BACKEND, ROOT, make_backbone, make_inputs, run_python
-from engine_jobs import largest_difference
+from engine_jobs import largest_difference, setting_options
 
 from kzoo.engines import Engine, EngineConfig, tf_config
 from kzoo.models import TextClassifier
@@ -38,7 +38,7 @@ def test_each_job_on_n_devices_and_k_micro_batches_equals_one_device(run):
     results = report["steps"]
     assert len(results) == 4 * len(settings)
     for name, result in results.items():
-        options = {key: int(value) for key, value in (item.split("=") for item in name.split()[1].split(","))}
+        options = setting_options(name.split()[1])
         replicas = devices // options["model_parallel"] if "model_parallel" in options else options.get("devices", 1)
         assert result["replicas"] == replicas, name
         assert result["start_diff"] == 0.0, name  # both started from the same weights

@@ -13,6 +13,7 @@ import time
 import numpy as np
 import pytest
 from conftest import BACKEND, ROOT
+from engine_jobs import largest_difference
 
 JOB = os.path.join(ROOT, "tests", "several_hosts_job.py")
 TIMEOUT = 300  # seconds for each set of processes; the whole test is bounded by 2 × 2 × TIMEOUT
@@ -79,9 +80,9 @@ def test_two_hosts_step_equals_one_process(backend, tmp_path):
         arrays = [reference[key] for key in reference.files]
         half = len(arrays) // 2
         start, expected = arrays[:half], arrays[half:]
-        assert max(float(np.abs(a - b).max()) for a, b in zip(start, expected)) > 1e-2  # the step moved them
+        assert largest_difference(start, expected) > 1e-2  # the step moved them
         for process in range(2):
             result = np.load(tmp_path / f"{job}_2_{process}.npz")
             got = [result[key] for key in result.files][half:]
-            difference = max(float(np.abs(a - b).max()) for a, b in zip(expected, got))
+            difference = largest_difference(expected, got)
             assert difference <= 1e-5, (backend, job, process, difference)
