@@ -5,6 +5,8 @@ import os
 import shutil
 import tempfile
 
+STAGING_PREFIX = ".kzoo-"
+
 
 @contextlib.contextmanager
 def atomic_directory(directory, overwrite=False, assets=()):
@@ -25,7 +27,7 @@ def atomic_directory(directory, overwrite=False, assets=()):
         raise FileExistsError(f"{directory} already exists; pass overwrite=True to replace it.")
     parent = os.path.dirname(directory)
     os.makedirs(parent, exist_ok=True)
-    staging = tempfile.mkdtemp(prefix=".kzoo-", dir=parent)
+    staging = tempfile.mkdtemp(prefix=STAGING_PREFIX, dir=parent)
     umask = os.umask(0)
     os.umask(umask)
     os.chmod(staging, 0o777 & ~umask)  # mkdtemp's 0700 would make the result private to this user
@@ -33,10 +35,11 @@ def atomic_directory(directory, overwrite=False, assets=()):
         for asset in assets:
             shutil.copy2(asset, os.path.join(staging, os.path.basename(asset)))
         yield staging
-        # Replacing: move the old folder aside first, so a crash never leaves the destination missing or mixed.
+        # Replacing: move the old folder aside first, so the destination is never a mix of the two; a kill between
+        # the two renames leaves it aside, where `remove_stale_staging` puts it back.
         backup = None
         if os.path.exists(directory):
-            backup = tempfile.mkdtemp(prefix=".kzoo-old-", dir=parent)
+            backup = tempfile.mkdtemp(prefix=f"{STAGING_PREFIX}old-{os.path.basename(directory)}-", dir=parent)
             os.replace(directory, os.path.join(backup, "old"))
         os.replace(staging, directory)
         if backup:
@@ -44,6 +47,38 @@ def atomic_directory(directory, overwrite=False, assets=()):
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def sync_file(path):
+    """Flush `path`'s data to disk (what a rename that commits it must not overtake)."""
+    with open(path, "rb") as f:
+        os.fsync(f.fileno())
+
+
+def sync_directory(path):
+    """Flush `path`'s entries (a rename into it) to disk."""
+    handle = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(handle)
+    finally:
+        os.close(handle)
+
+
+def remove_stale_staging(folder):
+    """Clean up after writes killed in `folder`: staging files and folders of `atomic_directory` and
+    `atomic_file` are removed, and a destination moved aside by a replacement killed between its two renames
+    is put back. Call it when a run starts or resumes (never while another process writes to `folder`)."""
+    if not os.path.isdir(folder):
+        return
+    for name in os.listdir(folder):
+        path = os.path.join(folder, name)
+        if not name.startswith(STAGING_PREFIX):
+            continue
+        if name.startswith(f"{STAGING_PREFIX}old-") and os.path.isdir(os.path.join(path, "old")):
+            destination = os.path.join(folder, name[len(f"{STAGING_PREFIX}old-"):].rsplit("-", 1)[0])
+            if not os.path.exists(destination):
+                os.replace(os.path.join(path, "old"), destination)
+        shutil.rmtree(path, ignore_errors=True) if os.path.isdir(path) else os.remove(path)
 
 
 @contextlib.contextmanager
@@ -60,14 +95,17 @@ def atomic_file(path, mode="w"):
     """
     path = os.path.abspath(path)
     os.makedirs(os.path.dirname(path), exist_ok=True)
-    handle, staging = tempfile.mkstemp(prefix=".kzoo-", dir=os.path.dirname(path))
+    handle, staging = tempfile.mkstemp(prefix=STAGING_PREFIX, dir=os.path.dirname(path))
     try:
         with os.fdopen(handle, mode) as f:
             yield f
+            f.flush()
+            os.fsync(f.fileno())  # on disk before the rename commits it, should the machine itself go down
         umask = os.umask(0)
         os.umask(umask)
         os.chmod(staging, 0o666 & ~umask)
         os.replace(staging, path)
+        sync_directory(os.path.dirname(path))
     except BaseException:
         if os.path.exists(staging):
             os.remove(staging)

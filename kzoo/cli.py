@@ -2,6 +2,7 @@
 
 import argparse
 import os
+import shutil
 import sys
 import time
 
@@ -504,14 +505,32 @@ def build_parser():
     return parser
 
 
+def _holds_results(folder):
+    """True when `folder` holds anything a run made worth keeping: weights, a backup, scores."""
+    for _, folders, files in os.walk(folder):
+        if "backup" in folders or any(name.endswith(".h5") or name in ("summary.json", "metrics.json")
+                                      for name in files):
+            return True
+    return False
+
+
+# Bad input: a one-line message and exit code 2. Anything else is a bug and keeps its traceback.
+BAD_INPUT = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, NotADirectoryError, PermissionError)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv[1:]  # the command's own arguments (kzoo export re-runs itself on TensorFlow with them)
+    out = getattr(args, "out", None)
+    new_out = bool(out) and not os.path.exists(out)
     try:
         code = args.func(args)
-    except (ValueError, KeyError, FileNotFoundError, FileExistsError) as error:  # bad input: say what, no traceback
-        print(f"kzoo {args.command}: error: {error}", file=sys.stderr)
+    except BAD_INPUT as error:
+        if new_out and os.path.isdir(out) and not _holds_results(out):
+            shutil.rmtree(out, ignore_errors=True)  # refused before anything was trained: leave no folder behind
+        message = " ".join(line.strip() for line in str(error).splitlines())
+        print(f"kzoo {args.command}: error: {message}", file=sys.stderr)
         return 2
     return code if isinstance(code, int) else 0
 

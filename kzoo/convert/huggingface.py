@@ -14,6 +14,7 @@ import numpy as np
 from kzoo.atomic import atomic_directory
 from kzoo.convert import hf_mapping
 from kzoo.data.tokenizers import load_hf_tokenizer
+from kzoo.file_checks import check_readable, one_line, present, read_json
 
 _PREFIXES = {"bert": "bert.", "distilbert": "distilbert.", "albert": "albert."}
 _HEADS = {  # architecture -> (kzoo model class name, pair task or None); None class = the bare backbone
@@ -66,11 +67,15 @@ class Conversion:
 
 
 def read_hf_config(directory):
+    """The folder's config.json (a dict), checked for a model type kzoo converts; errors name the file."""
+    if not os.path.isdir(directory):
+        if os.path.exists(directory):
+            raise ValueError(f"{directory} is not a folder; a Hugging Face model is a folder with config.json.")
+        raise FileNotFoundError(f"{directory} does not exist.")
     path = os.path.join(directory, "config.json")
-    if not os.path.isfile(path):
+    if not present(path):
         raise FileNotFoundError(f"{directory} is not a Hugging Face model directory: config.json is missing.")
-    with open(path) as f:
-        config = json.load(f)
+    config = read_json(path, "Hugging Face model config")
     model_type = config.get("model_type")
     if model_type not in _PREFIXES:
         raise ValueError(f"{path}: unknown model_type {model_type!r}; kzoo converts {sorted(_PREFIXES)}.")
@@ -79,24 +84,45 @@ def read_hf_config(directory):
     return config
 
 
-def backbone_config(config):
-    """kzoo backbone constructor arguments from a Hugging Face config."""
+_NEEDED = object()
+
+
+def backbone_config(config, path="config.json"):
+    """kzoo backbone constructor arguments from a Hugging Face config; a missing field or a value of the wrong
+    type raises naming `path` (the config's file) and the field."""
+    def field(key, default=_NEEDED):
+        if key not in config:
+            if default is _NEEDED:
+                raise ValueError(f"{path} lacks {key!r}, which a {config['model_type']} model needs.")
+            return default
+        value, kind = config[key], type(default)
+        if kind in (int, object):  # sizes: positive integers
+            valid, wanted = isinstance(value, int) and not isinstance(value, bool) and value > 0, "a positive integer"
+        elif kind is float:
+            valid, wanted = isinstance(value, (int, float)) and not isinstance(value, bool) and value >= 0, \
+                "a number of at least 0"
+        else:
+            valid, wanted = isinstance(value, str), "a string"
+        if not valid:
+            raise ValueError(f"{path}: {key} is {value!r}; it must be {wanted}.")
+        return value
+
     if config["model_type"] == "distilbert":
-        return dict(vocabulary_size=config["vocab_size"], num_layers=config["n_layers"],
-                    num_heads=config["n_heads"], hidden_dim=config["dim"], intermediate_dim=config["hidden_dim"],
-                    dropout=config.get("dropout", 0.1), max_sequence_length=config["max_position_embeddings"],
-                    activation=config.get("activation", "gelu"),
-                    initializer_range=config.get("initializer_range", 0.02))
-    common = dict(vocabulary_size=config["vocab_size"], num_layers=config["num_hidden_layers"],
-                  num_heads=config["num_attention_heads"], hidden_dim=config["hidden_size"],
-                  intermediate_dim=config["intermediate_size"], dropout=config.get("hidden_dropout_prob", 0.1),
-                  max_sequence_length=config["max_position_embeddings"],
-                  num_segments=config.get("type_vocab_size", 2), activation=config.get("hidden_act", "gelu"),
-                  layer_norm_epsilon=config.get("layer_norm_eps", 1e-12),
-                  initializer_range=config.get("initializer_range", 0.02))
+        return dict(vocabulary_size=field("vocab_size"), num_layers=field("n_layers"),
+                    num_heads=field("n_heads"), hidden_dim=field("dim"), intermediate_dim=field("hidden_dim"),
+                    dropout=field("dropout", 0.1), max_sequence_length=field("max_position_embeddings"),
+                    activation=field("activation", "gelu"),
+                    initializer_range=field("initializer_range", 0.02))
+    common = dict(vocabulary_size=field("vocab_size"), num_layers=field("num_hidden_layers"),
+                  num_heads=field("num_attention_heads"), hidden_dim=field("hidden_size"),
+                  intermediate_dim=field("intermediate_size"), dropout=field("hidden_dropout_prob", 0.1),
+                  max_sequence_length=field("max_position_embeddings"),
+                  num_segments=field("type_vocab_size", 2), activation=field("hidden_act", "gelu"),
+                  layer_norm_epsilon=field("layer_norm_eps", 1e-12),
+                  initializer_range=field("initializer_range", 0.02))
     if config["model_type"] == "albert":
-        common.update(embedding_dim=config["embedding_size"], num_groups=config.get("num_hidden_groups", 1),
-                      num_inner_repetitions=config.get("inner_group_num", 1))
+        common.update(embedding_dim=field("embedding_size"), num_groups=field("num_hidden_groups", 1),
+                      num_inner_repetitions=field("inner_group_num", 1))
     return common
 
 
@@ -104,26 +130,53 @@ def read_hf_tensors(directory, allow_pickle=False):
     """(`{name: numpy array}`, the file read) from `model.safetensors`, or from `pytorch_model.bin` only when
     `allow_pickle`."""
     safetensors_path = os.path.join(directory, "model.safetensors")
-    if os.path.isfile(safetensors_path):
+    if present(safetensors_path):
         from safetensors import SafetensorError
         from safetensors.numpy import load_file
 
+        check_readable(safetensors_path, "safetensors file")
         try:
             return load_file(safetensors_path), safetensors_path
         except (SafetensorError, OSError, ValueError) as error:
-            raise ValueError(f"{safetensors_path} is not a readable safetensors file: {error}") from error
+            raise ValueError(f"{safetensors_path} is not a readable safetensors file (truncated or corrupt?): "
+                             f"{one_line(error)}") from error
     bin_path = os.path.join(directory, "pytorch_model.bin")
-    if os.path.isfile(bin_path):
+    if present(bin_path):
         if not allow_pickle:
             raise ValueError(
                 f"{bin_path} is a pickle, which can run code when loaded; kzoo refuses it by default. Convert it "
                 "to model.safetensors, or pass allow_pickle=True to load it with torch.load(weights_only=True)."
             )
-        import torch
-
-        state = torch.load(bin_path, map_location="cpu", weights_only=True)
-        return {name: tensor.float().numpy() for name, tensor in state.items()}, bin_path
+        return _read_torch_state(bin_path), bin_path
+    if present(os.path.join(directory, "model.safetensors.index.json")):
+        raise ValueError(f"{directory} holds a sharded checkpoint (model.safetensors.index.json); kzoo reads one "
+                         "model.safetensors: save it with a larger max_shard_size.")
     raise FileNotFoundError(f"{directory} has neither model.safetensors nor pytorch_model.bin.")
+
+
+def _read_torch_state(path):
+    """`{name: float32 array}` of a `pytorch_model.bin`, read with `torch.load(weights_only=True)`."""
+    import pickle
+
+    import torch
+
+    check_readable(path, "PyTorch checkpoint")
+    with open(path, "rb") as f:
+        head = f.read(4)  # torch.save: a zip archive; before torch 1.6, a bare pickle (protocol 2+)
+    if not (head == b"PK\x03\x04" or head[:1] == b"\x80"):
+        raise ValueError(f"{path} is not a PyTorch checkpoint (neither torch.save's zip archive nor a pickle); it is "
+                         "truncated or corrupt.")
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:  # torch's message suggests weights_only=False: not quoted
+        raise ValueError(f"{path} is corrupt, or holds objects besides tensors that torch.load(weights_only=True) "
+                         "refuses.") from error
+    except (RuntimeError, EOFError, OSError, IndexError, KeyError, ValueError) as error:  # torch.load's parse errors
+        raise ValueError(f"{path} is truncated or corrupt: {one_line(error)}") from error
+    if not (isinstance(state, dict) and all(isinstance(value, torch.Tensor) for value in state.values())):
+        raise ValueError(f"{path} is not a PyTorch state dict (names to tensors); it holds a "
+                         f"{type(state).__name__}.")
+    return {name: tensor.float().numpy() for name, tensor in state.items()}
 
 
 def _entries(model, model_type, pair_task):
@@ -153,11 +206,20 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
     from kzoo import models
 
     config = read_hf_config(directory)
+    config_path = os.path.join(directory, "config.json")
     model_type = config["model_type"]
-    architecture = (config.get("architectures") or [_DEFAULT_ARCHITECTURE[model_type]])[0]
+    architectures = config.get("architectures") or [_DEFAULT_ARCHITECTURE[model_type]]
+    if not (isinstance(architectures, list) and all(isinstance(name, str) for name in architectures)):
+        raise ValueError(f"{config_path}: architectures is {architectures!r}; it must be a list of class names.")
+    architecture = architectures[0]
     if architecture not in _HEADS:
-        raise ValueError(f"{directory}/config.json: architecture {architecture!r} is not supported; "
+        raise ValueError(f"{config_path}: architecture {architecture!r} is not supported; "
                          f"kzoo converts {sorted(_HEADS)}.")
+    arguments = backbone_config(config, config_path)
+    id2label = config.get("id2label") or {}
+    if not (isinstance(id2label, dict) and all(str(key).isdigit() for key in id2label)):
+        raise ValueError(f"{config_path}: id2label must map class ids (\"0\", \"1\", ...) to names; "
+                         f"got {id2label!r:.80}.")
     tensors, source = read_hf_tensors(directory, allow_pickle=allow_pickle)
     prefix = _PREFIXES[model_type]
     tensors = {name[len(prefix):] if name.startswith(prefix) else name: value for name, value in tensors.items()}
@@ -165,7 +227,11 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
     class_name, pair_task = _HEADS[architecture]
     backbone_class = {"bert": models.BertBackbone, "distilbert": models.DistilBertBackbone,
                       "albert": models.AlbertBackbone}[model_type]
-    backbone = backbone_class(**{**backbone_config(config), **overrides})
+    try:
+        backbone = backbone_class(**{**arguments, **overrides})
+    except ValueError as error:  # sizes that do not fit together, an unknown activation
+        raise ValueError(f"{config_path}: cannot build a {backbone_class.__name__} from it: "
+                         f"{one_line(error)}") from error
     if class_name is None:
         model = backbone
     elif class_name in ("TextClassifier", "TokenClassifier"):

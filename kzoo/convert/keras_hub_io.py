@@ -80,13 +80,22 @@ def from_keras_hub(hub_backbone):
                                                                hidden_dim=16, intermediate_dim=32)
         backbone = from_keras_hub(hub)
     """
+    import os
+
     from kzoo import models
+    from kzoo.models.preset_io import check_arguments
 
     class_name = type(hub_backbone).__name__
+    if isinstance(hub_backbone, (str, os.PathLike)):
+        raise ValueError(f"{hub_backbone}: from_keras_hub takes a keras-hub backbone object, not a path; load the "
+                         "folder with keras_hub.models.Backbone.from_preset(path) and pass that.")
     if class_name not in _KERAS_HUB_ACTIVATION:
-        raise ValueError(f"{class_name} is not a keras-hub backbone kzoo converts ({sorted(_KERAS_HUB_ACTIVATION)}).")
+        hint = "; pass its .backbone" if hasattr(hub_backbone, "backbone") else ""
+        raise ValueError(f"{class_name} is not a keras-hub backbone kzoo converts ({sorted(_KERAS_HUB_ACTIVATION)})"
+                         f"{hint}.")
     config = {key: value for key, value in hub_backbone.get_config().items()
               if key not in ("name", "trainable", "dtype")}
+    check_arguments(getattr(models, class_name), config, f"keras-hub {class_name}", "its get_config()")
     backbone = getattr(models, class_name)(**config, activation=_KERAS_HUB_ACTIVATION[class_name])
     variables = _hub_variables(hub_backbone)
     missing = [path for _, path in variable_pairs(backbone) if path not in variables]

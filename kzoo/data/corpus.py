@@ -1,11 +1,14 @@
 """Streaming corpus reader: `.txt` files → documents (blank-line separated) → sentences.
 
-Memory holds one document at a time, so a corpus larger than memory streams through.
+Memory holds one document at a time, so a corpus larger than memory streams through. `check_corpus` reads it
+through once before training, so that bad bytes or too little text fail at the start, not inside `tf.data`.
 """
 
 import itertools
 import os
 import re
+
+from kzoo.file_checks import not_utf8
 
 # Sentence boundaries are written by hand: tensorflow-text's StateBasedSentenceBreaker splits after "Mr." and
 # inside quotations ('"Well," said Emma, "you are late!' | '" She smiled.'), which wrecks NSP/SOP segments.
@@ -46,9 +49,11 @@ def corpus_files(corpus):
     for item in items:
         item = os.fspath(item)
         if os.path.isdir(item):
-            found = sorted(os.path.join(item, name) for name in os.listdir(item) if name.endswith(".txt"))
+            names = sorted(os.listdir(item))
+            found = [os.path.join(item, name) for name in names if name.endswith(".txt")]
             if not found:
-                raise ValueError(f"Corpus folder {item} has no .txt files.")
+                others = f" (it holds {', '.join(names[:3])}{', ...' if len(names) > 3 else ''})" if names else ""
+                raise ValueError(f"Corpus folder {item} has no .txt files{others}.")
             files.extend(found)
         elif os.path.isfile(item):
             files.append(item)
@@ -59,18 +64,49 @@ def corpus_files(corpus):
     return files
 
 
+_VALID_UTF8 = set()  # (path, size, mtime) of files check_utf8 has read through
+
+
+def check_utf8(path, block_size=1 << 24):
+    """Read `path` through in blocks: a ValueError names the line and byte offset of its first bytes that are
+    not UTF-8. A file that passed is not read again until it changes."""
+    status = os.stat(path)
+    key = (os.path.abspath(path), status.st_size, status.st_mtime_ns)
+    if key in _VALID_UTF8:
+        return
+    offset, lines, carry, start = 0, 0, b"", None  # `offset`, `lines`: bytes and newlines before `data`
+    with open(path, "rb") as f:
+        while True:
+            block = f.read(block_size)
+            start = block[:4] if start is None else start
+            data = carry + block
+            try:
+                data.decode("utf-8")
+                carry = b""
+            except UnicodeDecodeError as error:
+                if not (block and error.reason == "unexpected end of data"):
+                    line = lines + data.count(b"\n", 0, error.start) + 1
+                    raise ValueError(not_utf8(path, line, offset + error.start, error.reason, start)) from error
+                data, carry = data[:error.start], data[error.start:]  # a character cut by the block's end
+            if not block:
+                break
+            offset += len(data)
+            lines += data.count(b"\n")
+    _VALID_UTF8.add(key)
+
+
 def _paragraphs(path):
     """Blank-line separated blocks of one file, read line by line; names the file and line of bad UTF-8."""
     block = []
+    offset = 0
     with open(path, "rb") as f:
         for number, raw in enumerate(f, start=1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a byte-order mark is no text
             except UnicodeDecodeError as error:
-                raise ValueError(
-                    f"{path}, line {number}: not UTF-8 ({error.reason} at byte {error.start}); "
-                    "re-encode the file, e.g. `iconv -f latin1 -t utf-8`."
-                ) from None
+                raise ValueError(not_utf8(path, number, offset + error.start, error.reason,
+                                         raw if number == 1 else b"")) from error
+            offset += len(raw)
             if line.strip():
                 block.append(line.strip())
             elif block:
@@ -117,4 +153,41 @@ def iter_documents(corpus, holdout_every=0, split="train", cycle_length=16):
             if split == "all" or (split == "eval") == bool(held_out):
                 yield sentences
     if index == 0:
-        raise ValueError(f"The corpus {files if len(files) > 1 else files[0]} is empty: no text in it.")
+        raise ValueError(f"The corpus {_name(files)} is empty: no text in it.")
+
+
+def _name(files):
+    return files[0] if len(files) == 1 else f"of {len(files)} files ({files[0]}, ...)"
+
+
+# What each pretraining task needs of the documents in its training split: how many, and whether one must have
+# two words (a sentence pair needs a token on each side; NSP also needs a second document for its random B).
+_NEEDS = {"mlm": (1, False), "sop": (1, True), "nsp": (2, True)}
+
+
+def check_corpus(corpus, task="mlm", holdout_every=0):
+    """Read the whole corpus once, before training: a ValueError names the file and line of the first bytes that
+    are not UTF-8, or what `task` lacks ("mlm": one document; "sop": one of two words or more; "nsp": two
+    documents, one of two words or more, in the training split). Returns the corpus files.
+
+    Example:
+        check_corpus("corpus/", "nsp", holdout_every=20)
+    """
+    if task not in _NEEDS:
+        raise ValueError(f"task must be one of {sorted(_NEEDS)}; got {task!r}.")
+    files = corpus_files(corpus)
+    for path in files:
+        check_utf8(path)
+    documents, pair_needed = _NEEDS[task]
+    count, has_pair = 0, not pair_needed
+    for sentences in iter_documents(files, holdout_every, "train"):
+        count += 1
+        has_pair = has_pair or sum(len(s.split()) for s in sentences) >= 2
+        if count >= documents and has_pair:
+            return files
+    if count < documents:
+        held_out = f" (holdout_every={holdout_every} holds out 1 document in {holdout_every})" if holdout_every else ""
+        raise ValueError(f"{task.upper()} pretraining needs {documents} or more documents (paragraphs separated by a "
+                         f"blank line) to train on; the corpus {_name(files)} gives {count}{held_out}.")
+    raise ValueError(f"{task.upper()} pretraining makes sentence pairs, which need a document of two words or more; "
+                     f"every document of the corpus {_name(files)} has one word.")

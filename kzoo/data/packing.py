@@ -3,6 +3,8 @@
 import numpy as np
 from keras import ops
 
+from kzoo.data.task_inputs import as_text_list
+
 
 def encode_texts(tokenizer, texts, sequence_length=128):
     """`{"token_ids", "segment_ids", "padding_mask"}` numpy arrays for single-segment `texts`.
@@ -14,9 +16,7 @@ def encode_texts(tokenizer, texts, sequence_length=128):
     """
     import keras_hub
 
-    if isinstance(texts, str) or not len(texts):
-        raise ValueError("encode_texts takes a non-empty list of strings.")
-    tokens = tokenizer(list(texts))
+    tokens = tokenizer(as_text_list(texts))  # a ValueError names an entry that is no text
     lengths = [len(p) for p in (tokens.to_list() if hasattr(tokens, "to_list") else tokens)]
     longest = min(max(lengths) + 2, sequence_length)
     packer = keras_hub.layers.StartEndPacker(

@@ -7,7 +7,7 @@ new pairs every pass over the corpus) → packed and padded → shuffled, batche
 
 import numpy as np
 
-from kzoo.data.corpus import iter_documents
+from kzoo.data.corpus import check_corpus, iter_documents
 from kzoo.data.masking import MaskedLMMasker, word_start_table
 from kzoo.data.pairs import PairBuilder, pack_instance
 from kzoo.data.tokenizers import ragged_to_lists, special_ids
@@ -65,6 +65,7 @@ def pretraining_dataset(corpus, tokenizer, task, sequence_length=128, batch_size
         raise ValueError(f"task must be 'nsp', 'sop' or 'mlm'; got {task!r}.")
     if sequence_length < 8:
         raise ValueError(f"sequence_length {sequence_length} is too short for pretraining (need ≥ 8).")
+    check_corpus(corpus, task, holdout_every)  # here, not as an error inside tf.data during fit
     ids = special_ids(tokenizer)
     vocabulary = tokenizer.get_vocabulary()
     max_predictions = max_predictions or default_max_predictions(sequence_length, mask_rate)

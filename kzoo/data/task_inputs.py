@@ -8,27 +8,57 @@ XLA compile a handful of shapes rather than one per length.
 """
 
 import math
+import re
 
 import keras
 import numpy as np
 from keras import ops
 
 from kzoo.data.tokenizers import load_hf_tokenizer, ragged_to_lists, save_tokenizer, special_ids
+from kzoo.file_checks import describe
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def replace_surrogates(text):
+    """`text` with each lone surrogate (a half of a UTF-16 pair, e.g. from JSON's "\\ud83d") as U+FFFD."""
+    return _SURROGATE.sub("\ufffd", text)
+
+
+kind_of = describe  # the name finetune_tasks and word_pieces import
+
+
+def check_text(text, name, surrogate_hint="replace it, e.g. with kzoo.data.task_inputs.replace_surrogates"):
+    """`text` as a str (bytes are decoded as UTF-8), or a ValueError that starts with `name` ("texts[3]") and says
+    why it is no text: not a string, bytes that are not UTF-8, a lone surrogate (not encodable as UTF-8), or
+    nothing but whitespace. Other characters (control, format, any script) are the tokenizer's to handle."""
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise ValueError(f"{name} is bytes that are not UTF-8 ({error.reason} at byte {error.start}); decode "
+                             "them to str first.") from error
+    if not isinstance(text, str):
+        raise ValueError(f"{name} is {describe(text)}, not a string.")
+    surrogate = _SURROGATE.search(text)
+    if surrogate:
+        raise ValueError(f"{name} holds a lone surrogate (U+{ord(surrogate.group()):04X} at character "
+                         f"{surrogate.start()}), which is not text and has no UTF-8 encoding; {surrogate_hint}.")
+    if not text.strip():
+        raise ValueError(f"{name} is empty text; remove it or give it words.")
+    return text
 
 
 def as_text_list(texts, name="texts"):
-    """A list of non-empty strings, or a ValueError naming the first bad entry."""
-    if isinstance(texts, str) or texts is None:
-        raise ValueError(f"{name} must be a list of strings, not {type(texts).__name__}.")
-    texts = [t.decode("utf-8") if isinstance(t, bytes) else t for t in list(texts)]
+    """A list of non-empty strings (bytes decoded as UTF-8), or a ValueError naming the first bad entry
+    (see `check_text`)."""
+    if isinstance(texts, (str, bytes)) or texts is None:
+        raise ValueError(f"{name} must be a list of strings, not {describe(texts)}.")
+    texts = list(texts)
     if not texts:
         raise ValueError(f"{name} is empty.")
-    for index, text in enumerate(texts):
-        if not isinstance(text, str):
-            raise ValueError(f"{name}[{index}] is a {type(text).__name__}, not a string.")
-        if not text.strip():
-            raise ValueError(f"{name}[{index}] is empty text; remove it or give it words.")
-    return texts
+    return [check_text(text, f"{name}[{index}]") for index, text in enumerate(texts)]
 
 
 class TextPreprocessor:
@@ -141,13 +171,15 @@ class BucketedBatches(keras.utils.PyDataset):
             `per_token` (names "y" / "sample_weight") are (N, S) and trimmed like the inputs.
         shuffle: new random similar-length batches every epoch (training); False keeps length order
             (`order` says which example each output row is, to restore the caller's order).
+        seed, epoch: epoch e's batches are drawn from (seed, e) alone, so a run resumed at epoch e (start
+            there with `epoch=e`) sees the batches the unbroken run saw.
         multiple: every batch's rows a multiple of this (JAX's `keras.distribution` shards each batch evenly
             over its devices); `batch_size` must be one. N mod `multiple` examples, drawn at random (other ones
             each epoch with `shuffle`), sit out each pass, like the rows tf.data's `drop_remainder` skips.
     """
 
     def __init__(self, inputs, lengths, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=0,
-                 round_to=16, per_token=(), keys=None, multiple=1, **kwargs):
+                 round_to=16, per_token=(), keys=None, multiple=1, epoch=0, **kwargs):
         super().__init__(**kwargs)
         self.inputs = {k: v for k, v in inputs.items() if keys is None or k in keys}
         self.lengths = np.asarray(lengths)
@@ -155,7 +187,7 @@ class BucketedBatches(keras.utils.PyDataset):
         self.batch_size, self.shuffle, self.round_to = int(batch_size), shuffle, int(round_to)
         self.per_token = set(per_token)
         self.full_length = next(iter(self.inputs.values())).shape[1]
-        self.rng = np.random.default_rng(seed)
+        self.seed, self.epoch = seed, int(epoch)
         self.multiple = int(multiple)
         if len(self.lengths) < self.multiple:
             raise ValueError(f"{len(self.lengths)} examples cannot make one batch split over {self.multiple} "
@@ -167,11 +199,12 @@ class BucketedBatches(keras.utils.PyDataset):
     def _order(self):
         """Batches of example indices; with `multiple`, all of them a multiple of it, the examples left over
         drawn at random (not the longest, which length-sorted batches would put last)."""
+        rng = np.random.default_rng(None if self.seed is None else [self.seed, self.epoch])
         kept = np.arange(len(self.lengths))
         left_over = len(kept) % self.multiple
         if left_over:
-            kept = np.sort(self.rng.choice(kept, len(kept) - left_over, replace=False))
-        return [kept[b] for b in bucketed_order(self.lengths[kept], self.batch_size, self.shuffle, self.rng)]
+            kept = np.sort(rng.choice(kept, len(kept) - left_over, replace=False))
+        return [kept[b] for b in bucketed_order(self.lengths[kept], self.batch_size, self.shuffle, rng)]
 
     @property
     def order(self):
@@ -194,7 +227,9 @@ class BucketedBatches(keras.utils.PyDataset):
         return rows[:, :width] if width is not None else rows
 
     def __getitem__(self, index):
-        indices = self.batches[index]
+        return self._batch(self.batches[index])
+
+    def _batch(self, indices):
         width = self.width(indices)
         x = self._take(self.inputs, indices, width)
         y = self._take(self.y, indices, width if "y" in self.per_token else None)
@@ -203,22 +238,41 @@ class BucketedBatches(keras.utils.PyDataset):
         weights = self._take(self.sample_weight, indices, width if "sample_weight" in self.per_token else None)
         return x, y, weights
 
+    def set_epoch(self, epoch):
+        """Serve epoch `epoch`'s batches (drawn from (seed, epoch) alone)."""
+        if int(epoch) != self.epoch:
+            self.epoch = int(epoch)
+            if self.shuffle:
+                self.batches = self._order()
+
     def on_epoch_end(self):
-        if self.shuffle:
-            self.batches = self._order()
+        self.set_epoch(self.epoch + 1)
+
+    def epoch_callback(self):
+        """A Keras callback that sets each epoch's batches as `fit` begins it: a `fit` on `as_tf_dataset()` needs
+        it for new batches every epoch (and to resume at `initial_epoch` with the batches it had)."""
+        batches = self
+
+        class EpochBatches(keras.callbacks.Callback):
+            def on_epoch_begin(self, epoch, logs=None):
+                batches.set_epoch(epoch)
+
+        return EpochBatches()
 
     def as_tf_dataset(self):
         """The same batches as a `tf.data.Dataset` whose every dimension is unknown. Keras' own PyDataset adapter
-        on TensorFlow fixes the shapes it sees in the first two batches, so a later, wider batch would fail."""
+        on TensorFlow fixes the shapes it sees in the first two batches, so a later, wider batch would fail.
+        Each pass serves the batches of the current epoch: add `epoch_callback()` to `fit`'s callbacks. (The
+        generator does not move on itself: whether it runs past its last batch depends on tf.data's threads.)"""
         import tensorflow as tf
 
         def spec(array):
             return tf.TensorSpec([None] * np.ndim(array), tf.as_dtype(np.asarray(array).dtype))
 
         def generate():
-            for index in range(len(self)):
-                yield self[index]
-            self.on_epoch_end()  # new similar-length batches for the next pass
+            batches = list(self.batches)  # this pass's order, whatever the callback sets meanwhile
+            for indices in batches:
+                yield self._batch(indices)
 
         signature = keras.tree.map_structure(spec, self[0])
         dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)

@@ -1,11 +1,14 @@
 """Loading and saving tokenizers with keras-hub (no hand-written tokenizer)."""
 
 import dataclasses
+import io
 import json
 import os
 
 import keras
 import keras_hub
+
+from kzoo.file_checks import describe, present, read_bytes, read_json, read_text
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -45,9 +48,12 @@ class LowercaseSentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenize
     preprocessing is not reproduced here yet, so ids can differ from HF's on accented or quoted text.
     """
 
-    def __init__(self, lowercase=True, **kwargs):
-        super().__init__(**kwargs)
+    def __init__(self, lowercase=True, proto=None, **kwargs):
+        if isinstance(proto, str):  # a file: check it here, so the error names it
+            check_sentencepiece(proto)
+        super().__init__(proto=proto, **kwargs)
         self.lowercase = lowercase
+        self.source_file = proto if isinstance(proto, str) else None
 
     def tokenize(self, inputs):
         return super().tokenize(_lowercase(inputs) if self.lowercase else inputs)
@@ -66,24 +72,60 @@ def load_wordpiece(vocabulary, lowercase=True, strip_accents=None, sequence_leng
     Example:
         tokenizer = load_wordpiece("vocab.txt"); tokenizer(["Café au lait!"])
     """
-    if not os.path.isfile(vocabulary):
+    if not present(vocabulary):
         raise FileNotFoundError(f"WordPiece vocabulary {vocabulary} does not exist.")
-    return BertWordPieceTokenizer(
-        hf_lowercase=lowercase, vocabulary=vocabulary,
+    tokenizer = BertWordPieceTokenizer(
+        hf_lowercase=lowercase, vocabulary=check_wordpiece(vocabulary),
         strip_accents=lowercase if strip_accents is None else strip_accents,
         sequence_length=sequence_length, oov_token="[UNK]",
     )
+    tokenizer.source_file = vocabulary
+    return tokenizer
+
+
+def check_wordpiece(path, oov_token="[UNK]"):
+    """The tokens of the WordPiece vocabulary `path` (UTF-8, one token a line, a byte-order mark dropped), or a
+    ValueError naming it when it is no such file or lacks `oov_token`."""
+    what = "WordPiece vocabulary (vocab.txt: UTF-8 text, one token a line)"
+    text = read_text(path, what)
+    tokens = [line.rstrip() for line in io.StringIO(text, newline=None)]  # the lines keras-hub's open() gives
+    if not any(tokens):
+        raise ValueError(f"{path} is empty; a {what} holds at least the special tokens.")
+    if oov_token not in tokens:
+        raise ValueError(f"{path} has no {oov_token} token, which a WordPiece tokenizer needs for unknown words; "
+                         f"is it a {what}?")
+    return tokens
+
+
+def check_sentencepiece(path):
+    """Raise naming `path` unless it is a SentencePiece model (e.g. ALBERT's spiece.model)."""
+    import sentencepiece
+
+    data = read_bytes(path, "SentencePiece model")
+    if not data:
+        raise ValueError(f"{path} is empty, not a SentencePiece model.")
+    try:
+        sentencepiece.SentencePieceProcessor(model_proto=data)
+    except RuntimeError as error:  # sentencepiece: "INTERNAL: ... ParseFromArray ..."
+        raise ValueError(f"{path} is not a SentencePiece model (spiece.model), or it is corrupt: its protobuf "
+                         "does not parse.") from error
 
 
 def _tokenizer_json_wordpiece(path, do_lower_case=True):
     """(vocabulary list, lowercase, strip_accents, unk token) of a `tokenizers` WordPiece `tokenizer.json`, or
     None. Case and accents come from its `BertNormalizer`, else from `do_lower_case`."""
-    with open(path) as f:
-        spec = json.load(f)
+    spec = read_json(path, "tokenizer.json")
     model = spec.get("model") or {}
-    if model.get("type") != "WordPiece" or model.get("continuing_subword_prefix", "##") != "##":
+    if not isinstance(model, dict) or model.get("type") != "WordPiece" or \
+            model.get("continuing_subword_prefix", "##") != "##":
         return None
-    vocabulary = [token for token, _ in sorted(model["vocab"].items(), key=lambda item: item[1])]
+    vocab = model.get("vocab")
+    if not (isinstance(vocab, dict) and vocab and all(isinstance(i, int) for i in vocab.values())):
+        got = describe(vocab, as_json=True) if "vocab" in model else "none"
+        raise ValueError(f"{path}: model.vocab must be a non-empty object of token: id; got {got}.")
+    if sorted(vocab.values()) != list(range(len(vocab))):
+        raise ValueError(f"{path}: model.vocab's ids are not 0 to {len(vocab) - 1}, each once.")
+    vocabulary = sorted(vocab, key=vocab.get)
     normalizer = spec.get("normalizer") or {}
     if normalizer.get("type") == "BertNormalizer":
         return vocabulary, normalizer.get("lowercase", True), normalizer.get("strip_accents"), model.get("unk_token")
@@ -98,23 +140,30 @@ def load_hf_tokenizer(directory, sequence_length=None):
     """
     settings = {}
     config_path = os.path.join(directory, "tokenizer_config.json")
-    if os.path.isfile(config_path):
-        with open(config_path) as f:
-            settings = json.load(f)
+    if present(config_path):
+        settings = read_json(config_path, "tokenizer config")
+        for key, allowed in (("do_lower_case", (True, False)), ("strip_accents", (True, False, None))):
+            if key in settings and not any(settings[key] is value for value in allowed):
+                raise ValueError(f"{config_path}: {key} is {settings[key]!r}; it must be one of "
+                                 f"{', '.join(json.dumps(value) for value in allowed)}.")
     vocabulary = os.path.join(directory, "vocab.txt")
-    if os.path.isfile(vocabulary):
+    if present(vocabulary):
         return load_wordpiece(vocabulary, lowercase=settings.get("do_lower_case", True),
                               strip_accents=settings.get("strip_accents"), sequence_length=sequence_length)
     tokenizer_json = os.path.join(directory, "tokenizer.json")
-    if os.path.isfile(tokenizer_json):
+    if present(tokenizer_json):
         found = _tokenizer_json_wordpiece(tokenizer_json, settings.get("do_lower_case", True))
         if found is not None:
             words, lowercase, strip_accents, unk = found
-            return BertWordPieceTokenizer(
+            if (unk or "[UNK]") not in words:
+                raise ValueError(f"{tokenizer_json}: its vocabulary has no {unk or '[UNK]'} (the unknown-word token).")
+            tokenizer = BertWordPieceTokenizer(
                 hf_lowercase=lowercase, vocabulary=words, sequence_length=sequence_length, oov_token=unk or "[UNK]",
                 strip_accents=lowercase if strip_accents is None else strip_accents)
+            tokenizer.source_file = tokenizer_json
+            return tokenizer
     spiece = os.path.join(directory, "spiece.model")
-    if os.path.isfile(spiece):
+    if present(spiece):
         return LowercaseSentencePieceTokenizer(lowercase=settings.get("do_lower_case", True), proto=spiece,
                                                sequence_length=sequence_length)
     return None
@@ -142,8 +191,9 @@ class SpecialIds:
 def special_ids(tokenizer, require_mask=True):
     """[CLS], [SEP], padding ([PAD] or SentencePiece's <pad>) and [MASK] ids, or a ValueError naming the
     missing token. Fine-tuning needs no [MASK] (`require_mask=False` gives None when it is absent). The unknown
-    token ([UNK] / <unk>) is None when the vocabulary has none."""
+    token ([UNK] / <unk>) is None when the vocabulary has none. A tokenizer loaded from a file names it."""
     vocabulary = set(tokenizer.get_vocabulary())
+    owner = getattr(tokenizer, "source_file", None) or "The tokenizer's vocabulary"
     found = {}
     for field, names in (("cls", ["[CLS]"]), ("sep", ["[SEP]"]), ("pad", ["[PAD]", "<pad>"]), ("mask", ["[MASK]"]),
                          ("unk", ["[UNK]", "<unk>"])):
@@ -152,8 +202,7 @@ def special_ids(tokenizer, require_mask=True):
             found[field] = None
             continue
         if name is None:
-            raise ValueError(f"The tokenizer's vocabulary has no {' or '.join(names)} token; kzoo's sequences "
-                             f"need it.")
+            raise ValueError(f"{owner} has no {' or '.join(names)} token; kzoo's sequences need it.")
         found[field] = int(tokenizer.token_to_id(name))
     return SpecialIds(**found)
 

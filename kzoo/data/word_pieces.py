@@ -17,6 +17,8 @@ import re
 
 import numpy as np
 
+from kzoo.data.task_inputs import check_text, kind_of
+
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
 
 
@@ -27,17 +29,21 @@ def split_words(text):
 
 
 def as_word_lists(examples, name="texts"):
-    """Each example as a list of words: strings are split with `split_words`, lists of words kept; a ValueError
-    names an example without words."""
-    if examples is None or isinstance(examples, str) or not len(examples):
+    """Each example as a list of words: strings (or UTF-8 bytes) are split with `split_words`, lists of words kept;
+    a ValueError names an example without words, or the example or word that is no text (see `check_text`)."""
+    if examples is None or isinstance(examples, (str, bytes)) or not len(examples):
         raise ValueError(f"{name} must be a non-empty list of strings or of word lists.")
     word_lists = []
     for index, example in enumerate(examples):
-        if isinstance(example, bytes):
-            example = example.decode("utf-8")
-        words = split_words(example)[0] if isinstance(example, str) else [str(w) for w in example]
-        if not words or not all(w.strip() for w in words):
-            raise ValueError(f"{name}[{index}] has {'no words' if not words else 'an empty word'}.")
+        where = f"{name}[{index}]"
+        if isinstance(example, (str, bytes)):
+            words = split_words(check_text(example, where))[0] if example.strip() else []
+        elif isinstance(example, (list, tuple, np.ndarray)):
+            words = [check_text(word, f"{where}[{position}]") for position, word in enumerate(example)]
+        else:
+            raise ValueError(f"{where} is {kind_of(example)}, not a string or a list of words.")
+        if not words:
+            raise ValueError(f"{where} has no words.")
         word_lists.append(words)
     return word_lists
 

@@ -7,6 +7,7 @@ from keras import ops
 from kzoo.distill.backend_steps import STEPS
 from kzoo.distill.losses import cosine_loss, kd_loss
 from kzoo.layers.validation import gather_positions
+from kzoo.models.batch_checks import BatchChecksMixin
 from kzoo.models.string_inputs import StringInputsMixin
 from kzoo.replicas import replica_count
 
@@ -35,7 +36,7 @@ def _outputs_only(model):
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
-class Distiller(StringInputsMixin, keras.Model):
+class Distiller(StringInputsMixin, BatchChecksMixin, keras.Model):
     """Train `student` on `alpha`·hard-label loss + `kd_weight`·T²·KL(teacher ‖ student at temperature T)
     + `cosine_weight`·(1 − cos) between the last hidden states, with the teacher frozen (DESIGN.md §6).
 

@@ -109,9 +109,27 @@ def tokenize_keeping_masks(tokenizer, texts, mask_id):
     return tf.RaggedTensor.from_row_splits(joined, tf.cast(pieces.row_splits, joined.row_splits.dtype)).merge_dims(1, 2)
 
 
+def checked_utf8(texts, name):
+    """`texts` (a tf.string batch), after an assertion that fails naming the indices of the strings that are not
+    valid UTF-8, which the tokenizer would silently drop or replace: "[text[i] is not valid UTF-8 at indices i =]
+    [1 3]" (the first 20)."""
+    import tensorflow as tf
+
+    valid = tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace") == texts
+    bad = tf.reshape(tf.where(~valid), [-1])
+    check = tf.debugging.Assert(tf.reduce_all(valid), [f"{name}[i] is not valid UTF-8 at indices i =", bad,
+                                                       "(decode the text and encode it as UTF-8)"], summarize=20)
+    with tf.control_dependencies([check]):
+        return tf.identity(texts)
+
+
 def text_function(preprocessor, keys, keep_masks=False):
     """`fn(texts[, pairs]) -> inputs`: tokenize and pack in the graph exactly as `TextPreprocessor.encode` does
-    (`[CLS] A [SEP] (B [SEP])`, truncated by its packer), then trim the batch to its longest member."""
+    (`[CLS] A [SEP] (B [SEP])`, truncated by its packer), then trim the batch to its longest member.
+
+    Strings that are not UTF-8 fail the call, naming their indices (`checked_utf8`). Every UTF-8 string is
+    served: one with no tokens (empty, whitespace, control characters) as `[CLS] [SEP]`, where kzoo's Python
+    `predict` refuses an empty or whitespace-only text; an empty batch gives empty outputs."""
     import tensorflow as tf
 
     special = preprocessor.special
@@ -124,11 +142,19 @@ def text_function(preprocessor, keys, keep_masks=False):
         return preprocessor.tokenizer(texts)
 
     def encode(texts, pairs=None):
-        segments = (tokenize(texts),) if pairs is None else (tokenize(texts), tokenize(pairs))
-        token_ids, segment_ids = preprocessor.packer(segments if pairs is not None else segments[0])
+        texts = checked_utf8(texts, "text")
+        if pairs is None:
+            segments = tokenize(texts)
+        else:
+            pairs = checked_utf8(pairs, "text_pair")
+            same = tf.debugging.assert_equal(tf.size(texts), tf.size(pairs),
+                                             message="text and text_pair must hold as many strings")
+            with tf.control_dependencies([same]):
+                segments = (tokenize(texts), tokenize(pairs))
+        token_ids, segment_ids = preprocessor.packer(segments)
         token_ids, segment_ids = tf.cast(token_ids, tf.int32), tf.cast(segment_ids, tf.int32)
         padding_mask = tf.cast(token_ids != special.pad, tf.int32)
-        width = tf.reduce_max(tf.reduce_sum(padding_mask, axis=1))
+        width = tf.maximum(tf.reduce_max(tf.reduce_sum(padding_mask, axis=1)), 2)  # an empty batch: 2 columns
         inputs = {"token_ids": token_ids[:, :width], "segment_ids": segment_ids[:, :width],
                   "padding_mask": padding_mask[:, :width]}
         return {key: inputs[key] for key in keys}

@@ -11,10 +11,16 @@ from keras import ops
 from keras import backend as keras_backend
 
 
+# What TF prints for the graph assert above: "assertion failed: [kzoo input check] [token_ids] [[200]] [[1 3]] [97]".
+TF_CHECK_PATTERN = r"assertion failed: \[kzoo input check\] \[(\w+)\] \[\[?(-?\d+)\]?\] \[\[([\d ]+)\]\] \[(\d+)\]"
+
+
 def is_concrete(x):
     """True when `x` holds values we can read now (not a symbolic or traced tensor)."""
     if isinstance(x, (np.ndarray, list, tuple, int)):
         return True
+    if keras_backend.is_keras_tensor(x):
+        return False
     name = keras_backend.backend()
     if name == "jax":
         import jax
@@ -29,13 +35,16 @@ def is_concrete(x):
     return False
 
 
-def _check_range_numpy(values, low, high, what):
+def check_range_numpy(values, high, what, offset=()):
+    """Raise a one-line `ValueError` naming `what`, the first value outside [0, `high`), its index and `high`.
+    `offset`: where `values` starts in the whole tensor (a shard of it), added to the index named."""
     values = np.asarray(values)
-    bad = (values < low) | (values >= high)
+    bad = (values < 0) | (values >= high)
     if bad.any():
-        index = tuple(int(i) for i in np.argwhere(bad)[0])
+        local = tuple(int(i) for i in np.argwhere(bad)[0])
+        index = tuple(i + (offset[k] if k < len(offset) else 0) for k, i in enumerate(local))
         raise ValueError(
-            f"{what} has value {int(values[index])} at index {index}; "
+            f"{what} has value {int(values[local])} at index {index}; "
             f"every value must be in [0, {high}) (limit {high})."
         )
 
@@ -49,20 +58,22 @@ def check_ids_in_range(ids, limit, what):
     if keras_backend.is_keras_tensor(ids):
         return ids
     if is_concrete(ids):
-        _check_range_numpy(ops.convert_to_numpy(ids), 0, limit, what)
+        check_range_numpy(ops.convert_to_numpy(ids), limit, what)
         return ids
     name = keras_backend.backend()
     if name == "jax":
         import jax
 
-        jax.debug.callback(lambda v: _check_range_numpy(v, 0, limit, what), ids)
+        jax.debug.callback(lambda v: check_range_numpy(v, limit, what), ids)
     elif name == "tensorflow":
         import tensorflow as tf
 
-        message = f"{what} must be in [0, {limit}) (limit {limit})"
-        checks = [tf.debugging.assert_non_negative(ids, message=message),
-                  tf.debugging.assert_less(ids, tf.cast(limit, ids.dtype), message=message)]
-        with tf.control_dependencies(checks):
+        bad = tf.logical_or(ids < 0, ids >= tf.cast(limit, ids.dtype))
+        first = tf.where(bad)[:1]
+        # The message's fields are read back by `kzoo.models.batch_checks` (TF_CHECK_PATTERN) into one line.
+        check = tf.debugging.Assert(tf.logical_not(tf.reduce_any(bad)),
+                                    ["kzoo input check", what, tf.gather_nd(ids, first), first, limit], summarize=8)
+        with tf.control_dependencies([check]):
             return tf.identity(ids)
     return ids
 

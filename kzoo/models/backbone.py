@@ -6,11 +6,12 @@ import keras
 
 from kzoo.layers import Pooler
 from kzoo.models import preset_io
+from kzoo.models.batch_checks import BatchChecksMixin
 from kzoo.models.named_inputs import NamedInputsMixin
 from kzoo.models.presets import PRESETS, preset_names
 
 
-class Backbone(NamedInputsMixin, keras.Model):
+class Backbone(BatchChecksMixin, NamedInputsMixin, keras.Model):
     """An encoder: `{"token_ids", "segment_ids", "padding_mask"}` → `{"sequence_output", "pooled_output"}`.
 
     Subclasses make the embedding and the stack and call `_build_graph`; the graph, presets, hidden states
@@ -85,13 +86,14 @@ class Backbone(NamedInputsMixin, keras.Model):
 
         Keyword arguments override the preset's config (e.g. `dropout=0.0`, `dtype="mixed_bfloat16"`).
         """
-        if isinstance(preset, (str, os.PathLike)) and preset_io.is_huggingface_directory(preset):
+        preset = preset_io.resolve_preset(preset)
+        if isinstance(preset, str) and preset_io.is_huggingface_directory(preset):
             model = preset_io.load_huggingface(preset, **kwargs)
             backbone = model if isinstance(model, Backbone) else model.backbone
             if cls is not Backbone and type(backbone) is not cls:
                 raise ValueError(f"{preset} holds a {type(backbone).__name__}, not a {cls.__name__}.")
             return backbone
-        if isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
+        if isinstance(preset, str) and os.path.isdir(preset):
             record = preset_io.read_preset_config(preset)
             if record["class_name"] != cls.__name__ and cls is not Backbone:
                 raise ValueError(
@@ -101,9 +103,9 @@ class Backbone(NamedInputsMixin, keras.Model):
             if not (isinstance(target, type) and issubclass(target, Backbone)):
                 raise ValueError(f"{preset} holds a {record['class_name']}, not a backbone; load it with "
                                  f"{record['class_name']}.from_preset, or a task's from_preset.")
-            model = target(**{**record["config"], **kwargs})
+            model = preset_io.build(lambda: target(**{**record["config"], **kwargs}), preset, record["class_name"])
             if load_weights:
-                model.load_weights(preset_io.weights_path(preset))
+                preset_io.load_weights(model, preset)
             return model
         if preset not in PRESETS:
             raise ValueError(

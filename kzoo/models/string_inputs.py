@@ -32,6 +32,13 @@ def looks_like_text(x):
     return False
 
 
+def _meant_as_text(x):
+    """A string, or a list/tuple that is empty or holds a string anywhere: text, even if not well-formed."""
+    if isinstance(x, (str, bytes)):
+        return True
+    return isinstance(x, (list, tuple)) and (not x or any(isinstance(item, (str, bytes)) for item in x))
+
+
 class StringInputsMixin:
     """Mixed into `Task`: raw-text `fit`/`evaluate`/`predict` when `self.preprocessor` is set."""
 
@@ -42,6 +49,8 @@ class StringInputsMixin:
         raise NotImplementedError(f"{type(self).__name__} takes token ids only (it has no raw-text encoding).")
 
     def _takes_text(self, x):
+        if self.preprocessor is not None and _meant_as_text(x):
+            return True  # the encoding names what is wrong: a plain string, an empty list, texts[3] is None, ...
         if not looks_like_text(x):
             return False
         if self.preprocessor is None:
@@ -50,7 +59,8 @@ class StringInputsMixin:
                              "that holds a tokenizer.")
         return True
 
-    def text_batches(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=0, multiple=None):
+    def text_batches(self, x, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=0, multiple=None,
+                     epoch=0):
         """A `BucketedBatches` dataset of raw examples, for `fit`/`evaluate`/`predict` or your own loop. Under a
         JAX `keras.distribution` every batch has a multiple of its batch shards (`multiple=None`), as JAX needs:
         `fit` and `evaluate` then leave out N mod devices examples, drawn at random (see `BucketedBatches`)."""
@@ -60,7 +70,7 @@ class StringInputsMixin:
         return BucketedBatches(encoded.inputs, encoded.lengths, encoded.y, encoded.sample_weight,
                                batch_size=batch_size, shuffle=shuffle, seed=seed, round_to=self.round_to,
                                per_token=encoded.per_token, keys=self.input_keys,
-                               multiple=batch_shards() if multiple is None else multiple)
+                               multiple=batch_shards() if multiple is None else multiple, epoch=epoch)
 
     def _as_dataset(self, data, batch_size, shuffle):
         x, y, sample_weight = (tuple(data) + (None, None))[:3]
@@ -77,8 +87,12 @@ class StringInputsMixin:
     def fit(self, x=None, y=None, batch_size=None, epochs=1, validation_data=None, shuffle=True,
             sample_weight=None, **kwargs):
         if self._takes_text(x):
-            x = self._for_keras(self.text_batches(x, y, sample_weight, batch_size=batch_size or 32, shuffle=shuffle,
-                                                  seed=kwargs.pop("seed", 0)))
+            from kzoo.models.batch_checks import with_callback
+
+            batches = self.text_batches(x, y, sample_weight, batch_size=batch_size or 32, shuffle=shuffle,
+                                        seed=kwargs.pop("seed", 0), epoch=kwargs.get("initial_epoch", 0))
+            kwargs["callbacks"] = with_callback(kwargs.get("callbacks"), batches.epoch_callback())
+            x = self._for_keras(batches)
             y = sample_weight = batch_size = None
             shuffle = False  # the batches shuffle themselves (similar lengths together), new every epoch
         if isinstance(validation_data, (list, tuple)) and validation_data and self._takes_text(validation_data[0]):

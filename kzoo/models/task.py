@@ -6,15 +6,17 @@ import os
 
 import keras
 
+from kzoo.file_checks import present, read_json
 from kzoo.models import preset_io
 from kzoo.models.backbone import Backbone
+from kzoo.models.batch_checks import BatchChecksMixin
 from kzoo.models.named_inputs import NamedInputsMixin
 from kzoo.models.string_inputs import StringInputsMixin
 
 PREPROCESSOR_FILE = "preprocessor.json"
 
 
-class Task(StringInputsMixin, NamedInputsMixin, keras.Model):
+class Task(StringInputsMixin, BatchChecksMixin, NamedInputsMixin, keras.Model):
     """A backbone plus heads. Subclasses build the graph in `__init__(backbone, ...)` and store their own
     constructor arguments in `get_config`; presets, saving and the backbone's serialization live here.
 
@@ -57,9 +59,10 @@ class Task(StringInputsMixin, NamedInputsMixin, keras.Model):
         """
         preprocessor = kwargs.pop("preprocessor", None)
         sequence_length = kwargs.pop("sequence_length", None)
+        preset = preset_io.resolve_preset(preset)
+        if preprocessor is None and isinstance(preset, str) and os.path.isdir(preset):
+            preprocessor = directory_preprocessor(preset, sequence_length)  # first: broken files fail fast
         model = cls._from_preset(preset, load_weights, **kwargs)
-        if preprocessor is None and isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
-            preprocessor = directory_preprocessor(preset, sequence_length)
         if preprocessor is not None:
             model.preprocessor = preprocessor
         return model
@@ -67,27 +70,37 @@ class Task(StringInputsMixin, NamedInputsMixin, keras.Model):
     @classmethod
     def _from_preset(cls, preset, load_weights=True, **kwargs):
         task_kwargs, backbone_kwargs = cls._split_kwargs(kwargs)
-        if isinstance(preset, (str, os.PathLike)) and preset_io.is_huggingface_directory(preset):
+        if isinstance(preset, str) and preset_io.is_huggingface_directory(preset):
             model = preset_io.load_huggingface(preset, **backbone_kwargs)
             if type(model) is cls and not task_kwargs:
                 return model
             backbone = model if isinstance(model, Backbone) else model.backbone
-            return cls(backbone, **task_kwargs)
-        if isinstance(preset, (str, os.PathLike)) and os.path.isdir(preset):
+            return cls._on_loaded_backbone(backbone, preset, type(model).__name__, task_kwargs)
+        if isinstance(preset, str) and os.path.isdir(preset):
             record = preset_io.read_preset_config(preset)
             same_class = record["class_name"] == cls.__name__
             if same_class or "backbone" in record["config"]:  # this task's folder, or another task's
-                saved_class = cls if same_class else keras.saving.get_registered_object(f"kzoo>{record['class_name']}")
-                if saved_class is None:
-                    raise ValueError(f"{preset} holds an unknown kzoo class {record['class_name']!r}.")
+                saved_class = cls if same_class else preset_io.model_class(record["class_name"])
                 record["config"]["backbone"]["config"].update(backbone_kwargs)
-                model = saved_class.from_config({**record["config"], **(task_kwargs if same_class else {})})
+                model = preset_io.build(lambda: saved_class.from_config(
+                    {**record["config"], **(task_kwargs if same_class else {})}), preset, record["class_name"])
                 if load_weights:
-                    model.load_weights(preset_io.weights_path(preset))
+                    preset_io.load_weights(model, preset)
                 # Another task's folder: keep its backbone, make fresh heads.
-                return model if same_class else cls(model.backbone, **task_kwargs)
+                return model if same_class else cls._on_loaded_backbone(model.backbone, preset,
+                                                                        record["class_name"], task_kwargs)
         backbone = cls.backbone_class.from_preset(preset, load_weights=load_weights, **backbone_kwargs)
         return cls(backbone, **task_kwargs)
+
+    @classmethod
+    def _on_loaded_backbone(cls, backbone, preset, saved_class_name, task_kwargs):
+        """This task with fresh heads on the backbone of a folder holding another model; a backbone it cannot
+        take (e.g. ALBERT's for a BERT pretrainer) raises naming the folder."""
+        try:
+            return cls(backbone, **task_kwargs)
+        except ValueError as error:
+            raise ValueError(f"{preset} holds a {saved_class_name}; {cls.__name__}.from_preset keeps its "
+                             f"backbone under new heads, but {error}") from error
 
     def feature_model(self, hidden_states=False):
         """A model sharing these weights that returns `{"outputs": this model's outputs, "sequence_output": the
@@ -163,17 +176,28 @@ def write_preprocessor(preprocessor, directory):
 
 
 def directory_preprocessor(directory, sequence_length=None):
-    """The `TextPreprocessor` of a preset or Hugging Face folder (settings from `preprocessor.json`), or None."""
+    """The `TextPreprocessor` of a preset or Hugging Face folder (settings from `preprocessor.json`), or None
+    when it has no tokenizer files (the model then takes token ids only). Broken tokenizer files or a broken
+    `preprocessor.json` raise, naming the file."""
     from kzoo.data.task_inputs import TextPreprocessor
 
     config = {}
     path = os.path.join(directory, PREPROCESSOR_FILE)
-    if os.path.isfile(path):
-        with open(path) as f:
-            config = json.load(f)
+    if present(path):
+        config = read_json(path, "preprocessor config")
+        _check_preprocessor_config(config, path)
     if sequence_length is not None:
         config["sequence_length"] = sequence_length
-    try:
-        return TextPreprocessor.from_directory(directory, **config)
-    except ValueError:  # a vocabulary without [CLS]/[SEP]/padding: the model still loads, for token ids only
-        return None
+    return TextPreprocessor.from_directory(directory, **config)
+
+
+def _check_preprocessor_config(config, path):
+    """Raise naming `path` for a setting `TextPreprocessor` does not take or a value of the wrong kind."""
+    kinds = {"sequence_length": "an integer of at least 3", "truncate": "'round_robin' or 'waterfall'"}
+    for key, value in config.items():
+        if key not in kinds:
+            raise ValueError(f"{path}: unknown setting {key!r}; a preprocessor takes {', '.join(kinds)}.")
+        valid = (isinstance(value, int) and not isinstance(value, bool) and value >= 3 if key == "sequence_length"
+                 else value in ("round_robin", "waterfall"))
+        if not valid:
+            raise ValueError(f"{path}: {key} is {value!r}; it must be {kinds[key]}.")

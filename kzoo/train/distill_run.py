@@ -14,7 +14,7 @@ import time
 
 import numpy as np
 
-from kzoo.train.finetune import FinetuneConfig, compile_on, fit_options, start_run, timed_predictions
+from kzoo.train.finetune import FinetuneConfig, compile_on, fit_resumably, start_run, timed_predictions
 from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference
 
 
@@ -140,7 +140,7 @@ def _distill(config, task, metrics_path, splits, engine, report):
     from kzoo.atomic import atomic_file
     from kzoo.distill import Distiller, spread_layers
     from kzoo.table import format_table
-    from kzoo.train.backup import BestCheckpoint
+    from kzoo.train.backup import remove_backup
 
     (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = splits
     teacher = task.model_class.from_preset(config.source, sequence_length=config.sequence_length,
@@ -167,15 +167,12 @@ def _distill(config, task, metrics_path, splits, engine, report):
            f"{type(student.backbone).__name__} ({len(layers)} layer{'s' * (len(layers) > 1)} from {origin} "
            f"{layers})")
 
-    os.makedirs(config.out, exist_ok=True)
     runs = {}
 
     def train(name, model, directory, x, y):
         compile_on(engine, model, config, len(y))
-        checkpoint = BestCheckpoint(directory, monitor=task.monitor, mode=task.mode)
         start = time.perf_counter()
-        model.fit(x, y, validation_data=(val_x, val_y), **fit_options(engine, config),
-                  callbacks=[checkpoint, keras.callbacks.CSVLogger(os.path.join(config.out, f"{name}.csv"))])
+        checkpoint = fit_resumably(model, x, y, (val_x, val_y), config, engine, task, name, directory, report)
         runs[name] = {"train_seconds": time.perf_counter() - start, "best_epoch": checkpoint.best_epoch,
                       "best_validation": checkpoint.best}
 
@@ -230,6 +227,7 @@ def _distill(config, task, metrics_path, splits, engine, report):
         summary["distilled_vs_hard_labels"] = paired_accuracy_difference(correct["distilled"], correct["hard_labels"])
     with atomic_file(metrics_path) as f:
         json.dump(summary, f, indent=2)
+    remove_backup(os.path.join(config.out, "backup"))
     rows = [[name, f"{s['accuracy']:.4f}", f"{s['macro_f1']:.4f}", f"{s['encoder_parameters']:,}",
              f"{s['batch_forward_seconds'] * 1000:.1f}", f"{s['predict_seconds']:.1f}"] for name, s in results.items()]
     report(f"\nHeld-out test split ({len(test_y):,} examples; majority baseline "

@@ -3,7 +3,12 @@
 Everything lands in one output folder:
     best/          the task model (kzoo preset + tokenizer) at its best validation accuracy
     metrics.csv    one row per epoch (train and validation loss and accuracy)
-    metrics.json   held-out test scores: accuracy, macro_f1, majority_baseline (+ int8 when asked), timings
+    backup/        the training state after each epoch, removed once metrics.json is written
+    metrics.json   held-out test scores: accuracy, macro_f1, majority_baseline (+ int8 when asked), timings:
+                   the run has finished
+
+A run killed at any moment resumes after its last finished epoch, rerun with the same command, and ends with
+the unbroken run's weights (`fit_resumably`).
 """
 
 import dataclasses
@@ -54,9 +59,12 @@ class FinetuneConfig:
                 setattr(self, field, default)
         if self.quantize not in (None, "int8"):
             raise ValueError(f"quantize must be None or 'int8'; got {self.quantize!r}.")
-        for field in ("epochs", "batch_size", "sequence_length"):
-            if getattr(self, field) < 1:
+        for field in ("epochs", "batch_size", "sequence_length", "max_train_examples", "max_test_examples"):
+            if getattr(self, field) is not None and getattr(self, field) < 1:
                 raise ValueError(f"{field} must be ≥ 1; got {getattr(self, field)}.")
+        for field in ("test_share", "validation_share"):
+            if not 0 < getattr(self, field) < 1:
+                raise ValueError(f"{field} must be between 0 and 1 (a share of the rows); got {getattr(self, field)}.")
         if self.training_seed is None:
             self.training_seed = self.seed
         self.engine.one_host("kzoo finetune and kzoo distill")
@@ -111,15 +119,23 @@ def load_splits(config, task, report=print):
 def start_run(config, report=print):
     """(task, OUT/metrics.json path, `load_splits`, the `Engine`) for `kzoo finetune` and `kzoo distill`;
     refuses a finished run (its metrics.json exists) unless `config.overwrite`."""
+    from kzoo.atomic import remove_stale_staging
     from kzoo.engines import Engine
+    from kzoo.train.backup import remove_outputs
 
     task = TASKS[config.task]
     metrics_path = os.path.join(config.out, "metrics.json")
     if os.path.exists(metrics_path) and not config.overwrite:
         raise FileExistsError(f"{metrics_path} exists: this run has finished. Pass --overwrite to run again.")
+    if config.overwrite:  # start over: nothing of an earlier run may be resumed or kept
+        remove_outputs(config.out, ("backup", "best", "hard_labels", "metrics.json", "metrics.csv", "distilled.csv",
+                                    "hard_labels.csv", "int8.weights.h5"))
     engine = Engine(config.engine)
     engine.micro_batch_size(config.batch_size)  # refuses a batch that does not divide over the devices
-    return task, metrics_path, load_splits(config, task, report), engine
+    splits = load_splits(config, task, report)
+    os.makedirs(config.out, exist_ok=True)
+    remove_stale_staging(config.out)
+    return task, metrics_path, splits, engine
 
 
 def compile_on(engine, model, config, examples):
@@ -136,6 +152,27 @@ def fit_options(engine, config):
             "verbose": config.verbose, "seed": config.training_seed}
 
 
+def fit_resumably(model, x, y, validation, config, engine, task, name, best_dir, report=print):
+    """`model.fit` for a run of `kzoo finetune` or `kzoo distill`, resumable: the best model so far is kept in
+    `best_dir`, one row per epoch in OUT/<name>.csv, and a backup after each epoch in OUT/backup/<name>, from
+    which a rerun resumes (same batches, dropout draws and best-so-far as the unbroken run). Returns the
+    `BestCheckpoint`; remove OUT/backup once the run's results are written."""
+    import keras
+
+    from kzoo.train.backup import AtomicBackupAndRestore, BestCheckpoint, run_fingerprint
+
+    log = os.path.join(config.out, f"{name}.csv")
+    checkpoint = BestCheckpoint(best_dir, monitor=task.monitor, mode=task.mode)
+    backup = AtomicBackupAndRestore(os.path.join(config.out, "backup", name), log=log, stateful=[checkpoint],
+                                    fingerprint=run_fingerprint(config), delete_checkpoint=False)
+    done = backup.completed_epochs()
+    if done:
+        report(f"resuming {name} from {backup.backup_dir} after epoch {done} of {config.epochs}")
+    model.fit(x, y, validation_data=validation, initial_epoch=done, **fit_options(engine, config),
+              callbacks=[checkpoint, keras.callbacks.CSVLogger(log, append=True), backup])  # in this order
+    return checkpoint
+
+
 def finetune(config, report=print):
     """Fine-tune per `config`; returns the metrics dict also written to `out/metrics.json`."""
     task, metrics_path, splits, engine = start_run(config, report)
@@ -147,9 +184,9 @@ def _finetune(config, task, metrics_path, splits, engine, report):
     import keras
     import numpy as np
 
-    from kzoo.atomic import atomic_file
+    from kzoo.atomic import STAGING_PREFIX, atomic_file
     from kzoo.table import format_table
-    from kzoo.train.backup import BestCheckpoint
+    from kzoo.train.backup import remove_backup
 
     (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = splits
     keras.utils.set_random_seed(config.training_seed)
@@ -161,11 +198,9 @@ def _finetune(config, task, metrics_path, splits, engine, report):
            f"trainable{f' (LoRA rank {config.lora_rank})' if config.lora_rank else ''}")
 
     best_dir = os.path.join(config.out, "best")
-    os.makedirs(config.out, exist_ok=True)
-    checkpoint = BestCheckpoint(best_dir, monitor=task.monitor, mode=task.mode)
     start = time.perf_counter()
-    model.fit(train_x, train_y, validation_data=(val_x, val_y), **fit_options(engine, config),
-              callbacks=[checkpoint, keras.callbacks.CSVLogger(os.path.join(config.out, "metrics.csv"))])
+    checkpoint = fit_resumably(model, train_x, train_y, (val_x, val_y), config, engine, task, "metrics", best_dir,
+                               report)
     train_seconds = time.perf_counter() - start
 
     model.load_weights(os.path.join(best_dir, "model.weights.h5"))
@@ -180,7 +215,10 @@ def _finetune(config, task, metrics_path, splits, engine, report):
     results = {"test": test_scores()}
     if config.quantize:
         model.quantize(config.quantize)
-        model.save_weights(os.path.join(config.out, f"{config.quantize}.weights.h5"), overwrite=True)
+        name = f"{config.quantize}.weights.h5"
+        staging = os.path.join(config.out, STAGING_PREFIX + name)  # written whole, then renamed into place
+        model.save_weights(staging, overwrite=True)
+        os.replace(staging, os.path.join(config.out, name))
         results[config.quantize] = test_scores()
     summary = {"task": config.task, "data": config.data, "where": config.where, "source": config.source,
                "label_names": label_names,
@@ -193,6 +231,7 @@ def _finetune(config, task, metrics_path, splits, engine, report):
                **{key: value for key, value in results.items() if key != "test"}}
     with atomic_file(metrics_path) as f:
         json.dump(summary, f, indent=2)
+    remove_backup(os.path.join(config.out, "backup"))
     table = [[name, f"{scores['accuracy']:.4f}", f"{scores['macro_f1']:.4f}", f"{scores['majority_baseline']:.4f}",
               f"{scores['predict_seconds']:.1f}", f"{scores['weights_megabytes']:.1f}"] for name, scores in
              [("fp32" if config.quantize else "model", results["test"])] + [

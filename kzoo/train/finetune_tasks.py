@@ -11,7 +11,27 @@ import string
 
 import numpy as np
 
-from kzoo.train.labelled_data import classification_scores, column
+from kzoo.data.task_inputs import check_text, kind_of, replace_surrogates
+from kzoo.train.labelled_data import (REPLACE_HINT, classification_scores, column, label_column, text_column,
+                                      where_is)
+
+
+def _option(field):
+    """The command-line option that names a config field: "text_field" → "--text-field"."""
+    return "--" + field.replace("_", "-")
+
+
+def _texts(rows, config, field, path=None):
+    """The texts of the config field `field` ("text_field", ...): checked, named by file and line."""
+    return text_column(rows, getattr(config, field), path or config.data, _option(field), config.encoding_errors)
+
+
+def _two_or_more(names, what):
+    """`names`, or a ValueError when training sees fewer than two: a classifier needs two classes."""
+    if len(names) < 2:
+        raise ValueError(f"Every training example has the {what} {names[0]!r}; a classifier needs two or more "
+                         f"(check --label-field).")
+    return names
 
 
 class ClassifyTask:
@@ -26,18 +46,17 @@ class ClassifyTask:
         return TextClassifier
 
     def read(self, rows, config):
-        return self.texts(rows, config), [str(v) for v in column(rows, config.label_field, config.data)]
+        return self.texts(rows, config), label_column(rows, config.label_field, config.data, "--label-field")
 
     def texts(self, rows, config, path=None):
         """The model's x of `rows`: texts, or (texts, pairs) with `config.pair_field`; no labels needed."""
-        path = path or config.data
-        texts = [str(t) for t in column(rows, config.text_field, path)]
+        texts = _texts(rows, config, "text_field", path)
         if config.pair_field:
-            return texts, [str(t) for t in column(rows, config.pair_field, path)]
+            return texts, _texts(rows, config, "pair_field", path)
         return texts
 
     def label_names(self, labels):
-        return sorted(set(labels))
+        return _two_or_more(sorted(set(labels)), "label")
 
     def held_out_labels(self, labels):
         return set(labels)
@@ -67,15 +86,16 @@ class TokensTask(ClassifyTask):
         return TokenClassifier
 
     def read(self, rows, config):
-        words = [_as_list(v) for v in column(rows, config.text_field, config.data)]
-        tags = [[str(t) for t in _as_list(v)] for v in column(rows, config.label_field, config.data)]
-        for index, (w, t) in enumerate(zip(words, tags)):
+        words = _word_lists(rows, config, "text_field")
+        tags = _word_lists(rows, config, "label_field")
+        for index, (row, w, t) in enumerate(zip(rows, words, tags)):
             if len(w) != len(t):
-                raise ValueError(f"{config.data}: example {index} has {len(w)} words but {len(t)} tags.")
+                raise ValueError(f"{where_is(config.data, row, index)}: {len(w)} words ({config.text_field!r}) but "
+                                 f"{len(t)} tags ({config.label_field!r}).")
         return words, tags
 
     def label_names(self, labels):
-        return sorted({tag for tags in labels for tag in tags})
+        return _two_or_more(sorted({tag for tags in labels for tag in tags}), "tag")
 
     def held_out_labels(self, labels):
         return {tag for tags in labels for tag in tags}
@@ -106,9 +126,11 @@ class QuestionAnsweringTask:
         return SpanQuestionAnswerer
 
     def read(self, rows, config):
-        questions = [str(t) for t in column(rows, config.text_field, config.data)]
-        contexts = [str(t) for t in column(rows, config.pair_field, config.data)]
-        return (questions, contexts), [_answer(a) for a in column(rows, config.label_field, config.data)]
+        questions, contexts = _texts(rows, config, "text_field"), _texts(rows, config, "pair_field")
+        answers = [_answer(a, f"{where_is(config.data, row, index)}: field {config.label_field!r}")
+                   for index, (row, a) in enumerate(zip(rows, column(rows, config.label_field, config.data,
+                                                                     "--label-field")))]
+        return (questions, contexts), answers
 
     def label_names(self, labels):
         return None
@@ -134,18 +156,43 @@ class QuestionAnsweringTask:
 TASKS = {task.name: task for task in (ClassifyTask(), TokensTask(), QuestionAnsweringTask())}
 
 
-def _as_list(value):
-    return list(value) if isinstance(value, (list, tuple)) else str(value).split()
+def _word_lists(rows, config, field):
+    """The tokens task's words or tags (config field `field`) of every row: each a list of strings (tags may be
+    numbers) or a space-separated string; a ValueError names the file, line and field of one that is not."""
+    name = getattr(config, field)
+    lists = []
+    for index, (row, value) in enumerate(zip(rows, column(rows, name, config.data, _option(field)))):
+        where = f"{where_is(config.data, row, index)}: field {name!r}"
+        if isinstance(value, str):
+            value = value.split()
+        elif not isinstance(value, list):
+            raise ValueError(f"{where} is {kind_of(value)}, not a list of words.")
+        if field == "label_field":
+            value = [str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in value]
+        if config.encoding_errors == "replace":
+            value = [replace_surrogates(v) if isinstance(v, str) else v for v in value]
+        items = [check_text(v, f"{where}[{position}]", REPLACE_HINT) for position, v in enumerate(value)]
+        if not items:
+            raise ValueError(f"{where} is an empty list.")
+        lists.append(items)
+    return lists
 
 
-def _answer(value):
-    """An answer as `SpanQuestionAnswerer.fit` takes it: text, {"text", "answer_start"}, or None. SQuAD's
-    {"text": [...], "answer_start": [...]} gives its first answer (none when the lists are empty)."""
-    if isinstance(value, dict) and isinstance(value.get("text"), list):
-        if not value["text"]:
-            return None
-        return {"text": value["text"][0], "answer_start": value["answer_start"][0]}
-    return value or None
+def _answer(value, where="the answer"):
+    """An answer as `SpanQuestionAnswerer.fit` takes it: text, {"text", "answer_start"}, or None (empty: no
+    answer). SQuAD's {"text": [...], "answer_start": [...]} gives its first answer (none when the lists are
+    empty). A ValueError names (`where`) any other value."""
+    if isinstance(value, dict):
+        if isinstance(value.get("text"), list) and isinstance(value.get("answer_start"), list):
+            if not value["text"]:
+                return None
+            return {"text": value["text"][0], "answer_start": value["answer_start"][0]}
+        if "text" in value and "answer_start" in value:
+            return value
+        raise ValueError(f"{where} is an object without \"text\" and \"answer_start\" (it has {sorted(value)}).")
+    if value is None or isinstance(value, str):
+        return value or None
+    raise ValueError(f"{where} is {kind_of(value)}, not an answer (text, SQuAD object, or empty).")
 
 
 def _answer_text(answer):

@@ -2,14 +2,16 @@
 
 import csv
 
+from kzoo.atomic import atomic_file
+
 
 def read_metrics(csv_path):
-    """Rows of a CSVLogger file as dicts of floats, one per epoch: a resumed run appends rows, and the last row
-    written for an epoch wins."""
+    """Rows of a CSVLogger file as dicts of floats, one per epoch (the last row written for an epoch wins),
+    without the values Keras writes as "NA" (e.g. held-out metrics of a run that holds nothing out)."""
     rows = {}
     with open(csv_path) as f:
         for row in csv.DictReader(f):
-            rows[int(row["epoch"])] = {k: float(v) for k, v in row.items() if v not in ("", None)}
+            rows[int(row["epoch"])] = {k: float(v) for k, v in row.items() if v not in ("", None, "NA")}
     return [rows[epoch] for epoch in sorted(rows)]
 
 
@@ -34,5 +36,6 @@ def plot_metrics(csv_path, png_path, steps_per_epoch, title="kzoo"):
         axis.legend(fontsize=7)
     figure.suptitle(title)
     figure.tight_layout()
-    figure.savefig(png_path, dpi=100)
+    with atomic_file(png_path, mode="wb") as f:
+        figure.savefig(f, dpi=100, format="png")
     plt.close(figure)

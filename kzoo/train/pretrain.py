@@ -2,17 +2,20 @@
 
 Everything lands in one output folder:
     vocab.txt | spiece.model   the tokenizer (trained here when none is given; reused on resume)
-    backup/                    Keras BackupAndRestore state (weights + optimizer), removed when training ends
+    backup/                    the training state (weights, optimizer, seeds) every `log_every` steps
     metrics.csv, metrics.png   one row per `log_every` steps: losses and accuracies, train and held-out
     model/                     the pretrainer as a kzoo preset (config.json + model.weights.h5 + tokenizer)
-    summary.json               final held-out metrics and the unigram baseline
+    summary.json               final held-out metrics and the unigram baseline: the run has finished
+
+A run killed at any moment resumes where its last backup left it, rerun with the same command: the data stream
+skips the batches already trained on, so the resumed run ends with the unbroken run's weights. The backup is
+removed only once model/ and summary.json are committed (each written whole, in one rename).
 """
 
 import dataclasses
 import json
 import math
 import os
-import shutil
 
 from kzoo.engines import EngineConfig
 
@@ -59,6 +62,17 @@ class PretrainConfig:
         self.engine.one_host("kzoo pretrain")
 
 
+def check_vocabulary_file(path):
+    """Raise naming `path` unless it is a WordPiece `vocab.txt` or (ending in .model) a SentencePiece model."""
+    from kzoo.data.tokenizers import check_sentencepiece, check_wordpiece
+
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"Vocabulary {path} does not exist.")
+    if os.path.isdir(path):
+        raise ValueError(f"Vocabulary {path} is a folder; give its vocab.txt or spiece.model file.")
+    (check_sentencepiece if path.endswith(".model") else check_wordpiece)(path)
+
+
 def load_or_train_tokenizer(config, report=print):
     """The given vocabulary, the one a previous (interrupted) run left in `out`, or a new one trained on the
     corpus: WordPiece `vocab.txt` for BERT/DistilBERT, SentencePiece `spiece.model` for ALBERT."""
@@ -75,8 +89,6 @@ def load_or_train_tokenizer(config, report=print):
             report(f"trained {result}")
             return tokenizer, path
         report(f"reusing {path} from the previous run")
-    if not os.path.isfile(path):
-        raise FileNotFoundError(f"Vocabulary {path} does not exist.")
     if path.endswith(".model"):
         return LowercaseSentencePieceTokenizer(proto=path), path
     return load_wordpiece(path), path
@@ -112,30 +124,32 @@ def pretrain(config, report=print):
     import keras
     import tensorflow as tf
 
-    from kzoo.atomic import atomic_file
-    from kzoo.data.corpus import iter_documents
+    from kzoo.atomic import atomic_file, remove_stale_staging
+    from kzoo.data.corpus import check_corpus, iter_documents
     from kzoo.data.pipeline import ARCH_TASKS, pretraining_dataset
     from kzoo.engines import Engine
-    from kzoo.train.backup import AtomicBackupAndRestore
+    from kzoo.train.backup import AtomicBackupAndRestore, remove_backup, remove_outputs, run_fingerprint
     from kzoo.train.plot import plot_metrics
 
-    next(iter_documents(config.corpus, split="all"))  # a missing or empty corpus fails here, with a clear message
+    check_corpus(config.corpus, ARCH_TASKS[config.arch], config.holdout_every)  # bad input fails before any output
+    if config.vocab:
+        check_vocabulary_file(config.vocab)
     engine = Engine(config.engine)  # first: several hosts must meet before any computation
     micro_batch = engine.micro_batch_size(config.batch_size)
-    model_dir = os.path.join(config.out, "model")
-    if os.path.exists(model_dir) and not config.overwrite:
-        raise FileExistsError(f"{model_dir} exists: this run has finished. Pass --overwrite to train again.")
-    if config.overwrite and os.path.isdir(config.out):
+    model_dir, summary_path = os.path.join(config.out, "model"), os.path.join(config.out, "summary.json")
+    if os.path.exists(summary_path) and not config.overwrite:
+        raise FileExistsError(f"{summary_path} exists: this run has finished. Pass --overwrite to train again.")
+    if config.overwrite:
         trained_here = ("vocab.txt", "spiece.model") if config.vocab is None else ()
-        for name in ("model", "backup", "metrics.csv", "metrics.png", "summary.json", *trained_here):
-            target = os.path.join(config.out, name)
-            shutil.rmtree(target) if os.path.isdir(target) else (os.path.exists(target) and os.remove(target))
+        remove_outputs(config.out, ("model", "backup", "metrics.csv", "metrics.png", "summary.json", *trained_here))
     os.makedirs(config.out, exist_ok=True)
+    remove_stale_staging(config.out)
     tokenizer, tokenizer_path = load_or_train_tokenizer(config, report)
     task = ARCH_TASKS[config.arch]
     data_options = dict(tokenizer=tokenizer, task=task, sequence_length=config.sequence_length,
                         batch_size=micro_batch, masking=config.masking, holdout_every=config.holdout_every,
                         segments=config.arch != "distil_bert")
+    keras.utils.set_random_seed(config.seed)  # TF's global seed pairs with the data's op seeds
     train_data = pretraining_dataset(config.corpus, seed=config.seed, **data_options)
     eval_data = None
     if config.holdout_every:
@@ -149,7 +163,7 @@ def pretrain(config, report=print):
 
     epochs = math.ceil(config.steps / config.log_every)  # whole logging intervals: steps rounds up to them
     total_steps = epochs * config.log_every
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.seed)  # again: the same weights and dropout seeds however the data was made
     with engine.scope():
         model = build_pretrainer(config, tokenizer.vocabulary_size())
         model.compile(optimizer=engine.make_optimizer(
@@ -160,14 +174,19 @@ def pretrain(config, report=print):
            f"{tokenizer.vocabulary_size():,}, {config.masking} masking, {config.optimizer}, global batch "
            f"{config.batch_size}")
 
-    csv_path = os.path.join(config.out, "metrics.csv")
-    callbacks = [  # BackupAndRestore first: a metrics row is only written for steps that are backed up
-        AtomicBackupAndRestore(os.path.join(config.out, "backup")),
-        keras.callbacks.CSVLogger(csv_path, append=True),
-    ]
+    csv_path, backup_dir = os.path.join(config.out, "metrics.csv"), os.path.join(config.out, "backup")
+    backup = AtomicBackupAndRestore(backup_dir, log=csv_path, fingerprint=run_fingerprint(config),
+                                    delete_checkpoint=False)
+    steps_per_epoch = config.log_every * config.engine.accumulate  # micro-batches
+    if backup.completed_epochs():
+        report(f"resuming from {backup_dir} after step {backup.completed_epochs() * config.log_every:,} of "
+               f"{total_steps:,}")
+    # The stream is a function of the seed alone: a resumed run skips the batches the backup has trained on.
+    train_data = train_data.skip(backup.completed_epochs() * steps_per_epoch)
+    callbacks = [keras.callbacks.CSVLogger(csv_path, append=True), backup]  # an epoch's row, then its backup
     with engine.scope():
-        model.fit(train_data, epochs=epochs, steps_per_epoch=config.log_every * config.engine.accumulate,
-                  validation_data=eval_data, callbacks=callbacks, verbose=config.verbose, shuffle=False)
+        model.fit(train_data, epochs=epochs, steps_per_epoch=steps_per_epoch, validation_data=eval_data,
+                  callbacks=callbacks, verbose=config.verbose, shuffle=False)
 
     summary = {"arch": config.arch, "preset": config.preset, "steps": total_steps,
                "parameters": model.count_params(), "vocabulary_size": tokenizer.vocabulary_size()}
@@ -176,9 +195,10 @@ def pretrain(config, report=print):
             held_out = model.evaluate(eval_data, return_dict=True, verbose=0)
         summary["held_out"] = {k: float(v) for k, v in held_out.items()}
         summary["unigram_baseline_mlm_accuracy"] = unigram_baseline(eval_data)
-    model.save_to_preset(model_dir, overwrite=config.overwrite, assets=[tokenizer_path])
+    model.save_to_preset(model_dir, overwrite=True, assets=[tokenizer_path])  # a killed run's model/ is redone
     plot_metrics(csv_path, os.path.join(config.out, "metrics.png"), config.log_every,
                  title=f"kzoo pretrain {config.arch} ({config.preset})")
-    with atomic_file(os.path.join(config.out, "summary.json")) as f:
+    with atomic_file(summary_path) as f:
         json.dump(summary, f, indent=2)
+    remove_backup(backup_dir)
     return summary
