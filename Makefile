@@ -27,7 +27,7 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/kzoo demo
 
-# The whole suite under TensorFlow, then again under JAX (DESIGN.md §7).
+# The whole suite under TensorFlow, then again under JAX (docs/design.md §7).
 test: $(STAMP)
 	KERAS_BACKEND=tensorflow $(PY) -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)
 	KERAS_BACKEND=jax $(PY) -m pytest -q -n $(PYTEST_WORKERS) $(PYTEST_ARGS)

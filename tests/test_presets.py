@@ -1,4 +1,4 @@
-"""Parameter counts: DESIGN.md §3 (the papers' and keras-hub's numbers) for every named preset."""
+"""Parameter counts: docs/design.md §3 (the papers' and keras-hub's numbers) for every named preset."""
 
 import keras_hub
 import pytest

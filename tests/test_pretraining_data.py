@@ -1,5 +1,5 @@
 """Pretraining data: corpus reading, NSP/SOP pairs and 80/10/10 masking, checked as statistics over thousands of
-sequences against the recipe of the BERT and ALBERT papers (DESIGN.md §5)."""
+sequences against the recipe of the BERT and ALBERT papers (docs/design.md §5)."""
 
 import os
 

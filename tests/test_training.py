@@ -35,7 +35,7 @@ def test_fit_lowers_the_loss_of_every_pretrainer(arch):
     if model.pair_task:
         expected |= {f"{model.pair_task}_loss", f"{model.pair_task}_accuracy"}
     assert expected <= set(history)
-    # The total is the unweighted sum of the parts (DESIGN.md §4).
+    # The total is the unweighted sum of the parts (docs/design.md §4).
     parts = history["mlm_loss"][-1] + (history[f"{model.pair_task}_loss"][-1] if model.pair_task else 0.0)
     assert history["loss"][-1] == pytest.approx(parts, rel=1e-4)
 

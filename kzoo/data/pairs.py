@@ -1,6 +1,6 @@
 """Pretraining instances from tokenized documents: NSP and SOP sentence pairs, or MLM-only sequences.
 
-The recipe of BERT's and ALBERT's `create_pretraining_data.py` (DESIGN.md §5), streaming: documents pass
+The recipe of BERT's and ALBERT's `create_pretraining_data.py` (docs/design.md §5), streaming: documents pass
 through a shuffle buffer, and NSP's "another document" is drawn from the last `document_pool` documents seen.
 Deterministic for a given seed.
 """

@@ -12,7 +12,7 @@ from kzoo.data.masking import MaskedLMMasker, word_start_table
 from kzoo.data.pairs import PairBuilder, pack_instance
 from kzoo.data.tokenizers import ragged_to_lists, special_ids
 
-# The sentence-pair task of each architecture's pretrainer (DESIGN.md §1): BERT NSP, ALBERT SOP, DistilBERT none.
+# The sentence-pair task of each architecture's pretrainer (docs/design.md §1): BERT NSP, ALBERT SOP, DistilBERT none.
 ARCH_TASKS = {"bert": "nsp", "albert": "sop", "distil_bert": "mlm"}
 
 

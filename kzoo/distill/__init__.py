@@ -1,4 +1,4 @@
-"""Knowledge distillation: the `Distiller`, its losses, and students made from a teacher (DESIGN.md §6)."""
+"""Knowledge distillation: the `Distiller`, its losses, and students made from a teacher (docs/design.md §6)."""
 
 from kzoo.distill.distiller import DISTILBERT_LOSS_WEIGHTS, UNLABELLED, Distiller
 from kzoo.distill.losses import cosine_loss, kd_loss

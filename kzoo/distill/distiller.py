@@ -38,7 +38,7 @@ def _outputs_only(model):
 @keras.saving.register_keras_serializable(package="kzoo")
 class Distiller(StringInputsMixin, BatchChecksMixin, keras.Model):
     """Train `student` on `alpha`·hard-label loss + `kd_weight`·T²·KL(teacher ‖ student at temperature T)
-    + `cosine_weight`·(1 − cos) between the last hidden states, with the teacher frozen (DESIGN.md §6).
+    + `cosine_weight`·(1 − cos) between the last hidden states, with the teacher frozen (docs/design.md §6).
 
     `cosine_layers` (one teacher layer index per student layer, e.g. `init_student`'s return value) compares
     every student layer's output with that teacher layer's instead, the cosine loss averaged over the layers:

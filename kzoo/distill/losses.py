@@ -1,4 +1,4 @@
-"""Distillation losses (DESIGN.md §6), written with `keras.ops` so they run inside every backend's train step.
+"""Distillation losses (docs/design.md §6), written with `keras.ops` so they run inside every backend's train step.
 
 Both reduce to a weighted mean: Σ w·loss / Σ w over the positions a caller weights (an example, a masked
 position, a non-padding token), so padding and unused prediction slots never dilute them; under

@@ -1,5 +1,5 @@
 """Students made from a teacher: a shallower config, and weights copied from an evenly spread selection of the
-teacher's layers (DistilBERT's recipe, DESIGN.md §6)."""
+teacher's layers (DistilBERT's recipe, docs/design.md §6)."""
 
 import numpy as np
 

@@ -12,7 +12,7 @@ _ZERO_INIT = [False]
 
 
 def truncated_normal(stddev=0.02):
-    """The initializer every BERT-family weight uses (DESIGN.md §4); zeros inside `zero_init()`."""
+    """The initializer every BERT-family weight uses (docs/design.md §4); zeros inside `zero_init()`."""
     if _ZERO_INIT[0]:
         return keras.initializers.Zeros()
     return keras.initializers.TruncatedNormal(stddev=stddev)

@@ -1,4 +1,4 @@
-"""Sequence classification on any backbone, with each reference's head (DESIGN.md §4)."""
+"""Sequence classification on any backbone, with each reference's head (docs/design.md §4)."""
 
 import keras
 import numpy as np

@@ -1,7 +1,7 @@
 """Named architectures. Offline and weight-free: `from_preset(name)` builds the architecture with random init;
 a directory written by `save_to_preset` (or a converter) brings weights.
 
-Counts in DESIGN.md §3 are asserted by tests/test_presets.py.
+Counts in docs/design.md §3 are asserted by tests/test_presets.py.
 """
 
 _BERT_VOCAB = 30522  # bert-base-uncased vocab.txt

@@ -31,7 +31,7 @@ class Pretrainer(Task):
     `sample_weight = {"mlm": mask_weights (batch, P), "nsp": None or (batch,)}` (Keras wants one entry per
     output); a `tf.data` pipeline may also yield the bare `mask_weights` array.
     The loss is built in: MLM (weighted mean over real predictions) + the sentence-pair loss, unweighted
-    (DESIGN.md §4), so `compile()` needs only an optimizer. Logged: loss, mlm_loss, mlm_accuracy and the
+    (docs/design.md §4), so `compile()` needs only an optimizer. Logged: loss, mlm_loss, mlm_accuracy and the
     pair task's loss and accuracy.
     """
 

@@ -1,4 +1,4 @@
-"""Optimisers of the BERT/ALBERT recipe (DESIGN.md §5): AdamW or LAMB, linear warmup then linear decay,
+"""Optimisers of the BERT/ALBERT recipe (docs/design.md §5): AdamW or LAMB, linear warmup then linear decay,
 no weight decay on LayerNorm and bias, global gradient clipping at 1.0."""
 
 import keras
