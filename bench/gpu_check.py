@@ -184,7 +184,7 @@ def worker(args):
     # The peak table is dense 16-bit: no utilisation for a CPU or a float32 run.
     peak = peak_flops(name, args.peak_tflops) if kind != "cpu" and args.precision != "float32" else None
     result["peak_flops"] = peak
-    # TensorFlow also without XLA: what tf.distribute's XLA-off costs a step (README: several devices).
+    # TensorFlow also without XLA: what tf.distribute's XLA-off costs a step (docs/guide.md: several devices).
     for job, jit_compile in [("pretrain", None)] + ([("pretrain_no_xla", False)] if result["backend"] ==
                                                     "tensorflow" else []):
         result[job] = pretrain_step(args, engine, jit_compile)

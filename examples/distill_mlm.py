@@ -107,7 +107,7 @@ def main():
         every_token["teacher"] = score_every_token(lambda x: teacher.predict_on_batch(
             {**x, "segment_ids": np.zeros_like(x["token_ids"])})["mlm"])
         results["teacher"]["every_token_accuracy"] = float(every_token["teacher"].mean())
-    if args.seed:  # seed 0 keeps the global seed set above: the runs reported in the README
+    if args.seed:  # seed 0 keeps the global seed set above: the runs reported in docs/RESULTS.md
         keras.utils.set_random_seed(args.seed)
     for run in ("distilled", "alone"):
         student = DistilBertMaskedLM(student_backbone(teacher, args.student_layers, "distil_bert"))

@@ -94,7 +94,7 @@ class EngineConfig:
         `tf.data` dataset over hosts: the Python API with one runs there (tests/test_several_hosts.py)."""
         if self.multi_host:
             raise ValueError(f"{commands} run on one host (all its devices); for several hosts use the Python API "
-                             "with a tf.data dataset (README: several hosts).")
+                             "with a tf.data dataset (docs/guide.md: several hosts).")
 
     @property
     def dtype_options(self):

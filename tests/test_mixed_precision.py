@@ -12,7 +12,7 @@ from kzoo.engines import Engine, EngineConfig
 from kzoo.models import TextClassifier
 
 STEPS, BATCH, LENGTH, LEARNING_RATE = 20, 8, 32, 5e-3
-# Largest difference from float32 after 20 AdamW steps (lr 5e-3), stated in the README: the mean training loss
+# Largest difference from float32 after 20 AdamW steps (lr 5e-3), stated in docs/RESULTS.md: the mean training loss
 # (relative) and the class probabilities of a held-out batch (absolute). Measured 2026-12-02, the largest over
 # both jobs and backends (TensorFlow's): bfloat16 0.021 and 0.027, float16 0.010 and 0.012; the same 20 steps
 # moved float32's probabilities by 0.23 to 0.42.

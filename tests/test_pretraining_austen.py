@@ -4,9 +4,9 @@
 A small BERT (bert_tiny, MLM + NSP) learns the masked tokens well beyond the unigram baseline and NSP beyond
 60% on held-out documents. The run is seeded; on one machine it repeats to the digit.
 
-ALBERT (MLM + SOP) is not run here: SOP stays at chance for its first ~1200 steps (README: the 2000-step
+ALBERT (MLM + SOP) is not run here: SOP stays at chance for its first ~1200 steps (docs/RESULTS.md: the 2000-step
 `kzoo pretrain --arch albert` run on this corpus, ~31 CPU minutes, reaches held-out SOP 0.836), far beyond a
-test's budget; a 500-step run showed only MLM above the baseline (0.091 vs 0.049, README). ALBERT's pipeline
+test's budget; a 500-step run showed only MLM above the baseline (0.091 vs 0.049, docs/RESULTS.md). ALBERT's pipeline
 and SOP data are tested in test_pretraining_pipeline.py and test_pretraining_data.py.
 """
 
