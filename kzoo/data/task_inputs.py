@@ -26,7 +26,6 @@ def replace_surrogates(text):
     return _SURROGATE.sub("\ufffd", text)
 
 
-kind_of = describe  # the name finetune_tasks and word_pieces import
 
 
 def check_text(text, name, surrogate_hint="replace it, e.g. with kzoo.data.task_inputs.replace_surrogates"):

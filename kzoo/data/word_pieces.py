@@ -17,7 +17,8 @@ import re
 
 import numpy as np
 
-from kzoo.data.task_inputs import check_text, kind_of
+from kzoo.data.task_inputs import check_text
+from kzoo.file_checks import describe
 
 WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
 
@@ -41,7 +42,7 @@ def as_word_lists(examples, name="texts"):
         elif isinstance(example, (list, tuple, np.ndarray)):
             words = [check_text(word, f"{where}[{position}]") for position, word in enumerate(example)]
         else:
-            raise ValueError(f"{where} is {kind_of(example)}, not a string or a list of words.")
+            raise ValueError(f"{where} is {describe(example)}, not a string or a list of words.")
         if not words:
             raise ValueError(f"{where} has no words.")
         word_lists.append(words)

@@ -35,14 +35,20 @@ def is_concrete(x):
     return False
 
 
+def first_index(mask, offset=()):
+    """(index within `mask`, index within the whole tensor) of `mask`'s first True; `offset` is where `mask`
+    starts in the whole tensor (a shard of it)."""
+    local = tuple(int(i) for i in np.argwhere(mask)[0])
+    return local, tuple(i + (offset[k] if k < len(offset) else 0) for k, i in enumerate(local))
+
+
 def check_range_numpy(values, high, what, offset=()):
     """Raise a one-line `ValueError` naming `what`, the first value outside [0, `high`), its index and `high`.
     `offset`: where `values` starts in the whole tensor (a shard of it), added to the index named."""
     values = np.asarray(values)
     bad = (values < 0) | (values >= high)
     if bad.any():
-        local = tuple(int(i) for i in np.argwhere(bad)[0])
-        index = tuple(i + (offset[k] if k < len(offset) else 0) for k, i in enumerate(local))
+        local, index = first_index(bad, offset)
         raise ValueError(
             f"{what} has value {int(values[local])} at index {index}; "
             f"every value must be in [0, {high}) (limit {high})."

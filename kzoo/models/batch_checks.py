@@ -16,7 +16,7 @@ import re
 import keras
 import numpy as np
 
-from kzoo.layers.validation import TF_CHECK_PATTERN, check_range_numpy, is_concrete
+from kzoo.layers.validation import TF_CHECK_PATTERN, check_range_numpy, first_index, is_concrete
 
 INTEGER_INPUTS = ("token_ids", "segment_ids", "padding_mask", "mask_positions")
 
@@ -46,8 +46,7 @@ def _integers(name, value, offset=()):
         raise ValueError(f"{name} must hold integer ids; got an array of dtype {array.dtype}.")
     fractional = ~np.isfinite(array) | (array != np.round(array))
     if fractional.any():
-        local = tuple(int(i) for i in np.argwhere(fractional)[0])
-        index = tuple(i + (offset[k] if k < len(offset) else 0) for k, i in enumerate(local))
+        local, index = first_index(fractional, offset)
         raise ValueError(f"{name} must hold integer ids; got {array[local]!r} at index {index} "
                          f"(an array of dtype {array.dtype}).")
     return array.astype(np.int64)

@@ -11,7 +11,8 @@ import string
 
 import numpy as np
 
-from kzoo.data.task_inputs import check_text, kind_of, replace_surrogates
+from kzoo.data.task_inputs import check_text, replace_surrogates
+from kzoo.file_checks import describe
 from kzoo.train.labelled_data import (REPLACE_HINT, classification_scores, column, label_column, text_column,
                                       where_is)
 
@@ -166,7 +167,7 @@ def _word_lists(rows, config, field):
         if isinstance(value, str):
             value = value.split()
         elif not isinstance(value, list):
-            raise ValueError(f"{where} is {kind_of(value)}, not a list of words.")
+            raise ValueError(f"{where} is {describe(value)}, not a list of words.")
         if field == "label_field":
             value = [str(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else v for v in value]
         if config.encoding_errors == "replace":
@@ -192,7 +193,7 @@ def _answer(value, where="the answer"):
         raise ValueError(f"{where} is an object without \"text\" and \"answer_start\" (it has {sorted(value)}).")
     if value is None or isinstance(value, str):
         return value or None
-    raise ValueError(f"{where} is {kind_of(value)}, not an answer (text, SQuAD object, or empty).")
+    raise ValueError(f"{where} is {describe(value)}, not an answer (text, SQuAD object, or empty).")
 
 
 def _answer_text(answer):
