@@ -35,12 +35,13 @@ def main():
     import tensorflow as tf
 
     from kzoo import export
+    from kzoo.data.labelled_files import tweets_csv
+    from kzoo.export.timing import path_bytes
     from kzoo.models import TextClassifier
-    from kzoo.export.timing import median_seconds, path_bytes
+    from kzoo.recipes.finetune import FinetuneConfig, load_splits
+    from kzoo.recipes.finetune_tasks import TASKS
     from kzoo.table import format_table
-    from kzoo.train.finetune import FinetuneConfig, load_splits
-    from kzoo.train.finetune_tasks import TASKS
-    from kzoo.train.labelled_data import tweets_csv
+    from kzoo.timing import median_seconds
 
     config = FinetuneConfig(task="classify", data=tweets_csv(), source=args.model, out="", label_field="sentiment",
                             where="confidence>=0.8", encoding_errors="replace")

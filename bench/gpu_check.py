@@ -129,7 +129,7 @@ def tweets_teacher(args, engine):
         what = f"MiniLM-shaped, {args.teacher_layers} layers, random weights"
     batch = args.distill_batch
     try:
-        from kzoo.train.labelled_data import read_rows, tweets_csv
+        from kzoo.data.labelled_files import read_rows, tweets_csv
 
         rows = read_rows(tweets_csv(), encoding_errors="replace")[:batch]
         if teacher.preprocessor is None:

@@ -26,7 +26,7 @@ IMPLS = ("kzoo", "kzoo_fixed", "keras_hub")
 
 def tweets(count):
     """The first `count` tweets of the held-out test split `kzoo finetune` uses (confidence ≥ 0.8, seed 0)."""
-    from kzoo.train.labelled_data import column, read_rows, split_rows, tweets_csv
+    from kzoo.data.labelled_files import column, read_rows, split_rows, tweets_csv
 
     rows = read_rows(tweets_csv(), where="confidence>=0.8", encoding_errors="replace")
     return [str(t) for t in column(split_rows(rows, 0.2, seed=0)[1][:count], "text")]

@@ -2,7 +2,7 @@
 Keras int8 quantization: accuracy, macro-F1, weights-file size and predict time, side by side.
 
     KERAS_BACKEND=jax python experiments/int8_scores.py --best runs/tweets/best --data $(python -c \
-        "from kzoo.train.labelled_data import tweets_csv; print(tweets_csv())") --label-field sentiment \
+        "from kzoo.data.labelled_files import tweets_csv; print(tweets_csv())") --label-field sentiment \
         --where 'confidence>=0.8' --encoding-errors replace
 """
 
@@ -27,10 +27,10 @@ def main():
     parser.add_argument("--out", help="JSON file for the scores (default: beside --best)")
     args = parser.parse_args()
 
+    from kzoo.data.labelled_files import column, read_rows, split_rows
     from kzoo.models import TextClassifier
+    from kzoo.recipes.finetune_tasks import TASKS
     from kzoo.table import format_table
-    from kzoo.train.finetune_tasks import TASKS
-    from kzoo.train.labelled_data import column, read_rows, split_rows
 
     rows = read_rows(args.data, where=args.where, encoding_errors=args.encoding_errors)
     train_rows, test_rows = split_rows(rows, args.test_share, args.seed)  # the split kzoo finetune used

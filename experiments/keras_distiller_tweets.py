@@ -26,11 +26,12 @@ import time
 import keras
 import numpy as np
 
+from kzoo.data.labelled_files import tweets_csv
+from kzoo.evaluation import paired_accuracy_difference
 from kzoo.models import TextClassifier
-from kzoo.train.distill_run import DistillConfig, _make_student
-from kzoo.train.finetune import load_splits
-from kzoo.train.finetune_tasks import TASKS
-from kzoo.train.labelled_data import paired_accuracy_difference, tweets_csv
+from kzoo.recipes.distill import DistillConfig, make_student
+from kzoo.recipes.finetune import load_splits
+from kzoo.recipes.finetune_tasks import TASKS
 from kzoo.train.optim import make_optimizer
 
 
@@ -67,7 +68,7 @@ def main():
     (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = load_splits(config, task)
     teacher = TextClassifier.from_preset(args.teacher)
     keras.utils.set_random_seed(config.training_seed)
-    student, layers = _make_student(config, teacher)
+    student, layers = make_student(config, teacher)
     distiller = keras.distillation.Distiller(
         teacher=teacher, student=student, student_loss_weight=args.alpha,
         distillation_losses=keras.distillation.LogitsDistillation(

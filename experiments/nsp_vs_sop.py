@@ -40,9 +40,9 @@ def main():
 
     from kzoo.data.pipeline import pretraining_dataset
     from kzoo.data.vocab import train_sentencepiece, train_wordpiece
+    from kzoo.recipes.pretrain import PretrainConfig, build_pretrainer
     from kzoo.table import format_table
     from kzoo.train.optim import make_optimizer
-    from kzoo.train.pretrain import PretrainConfig, build_pretrainer
 
     os.makedirs(args.out, exist_ok=True)
     if args.arch == "albert":

@@ -1,10 +1,10 @@
-"""Pool training runs of examples/distill_mlm.py: distilled vs alone over several seeds, on the same tokens.
+"""Pool training runs of experiments/distill_mlm.py: distilled vs alone over several seeds, on the same tokens.
 
 Each run folder holds `every_token_correct.npz` and `masked_token_correct.npz` (0/1 per held-out token, in the
 same order for every run with the same corpus, teacher and sequence length: the held-out batches do not depend on
 `--seed`). Run i's distilled student is paired with run i's student alone; the result is the difference of their
 mean accuracies, a bootstrap over tokens (each keeping all its runs) and an exact sign-flip test with the tokens
-as the units (`kzoo.train.labelled_data.paired_accuracy_difference`). The one-draw masked tokens are also split
+as the units (`kzoo.evaluation.paired_accuracy_difference`). The one-draw masked tokens are also split
 by what the models were shown there ([MASK], a random id, the token itself), where a run saved it.
 
     python experiments/pool_mlm_runs.py runs/mlm_tf_seed0 runs/mlm_tf_seed1 --out runs/mlm_tf_pooled.json
@@ -17,13 +17,13 @@ import os
 import numpy as np
 
 from kzoo.atomic import atomic_file
-from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference
-from kzoo.train.mlm_scoring import TARGET_KINDS
+from kzoo.evaluation import describe_paired, paired_accuracy_difference
+from kzoo.evaluation.mlm_scoring import TARGET_KINDS
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("runs", nargs="+", help="output folders of examples/distill_mlm.py")
+    parser.add_argument("runs", nargs="+", help="output folders of experiments/distill_mlm.py")
     parser.add_argument("--out", help="write the results here as JSON")
     args = parser.parse_args()
     results = {"runs": args.runs}

@@ -23,10 +23,11 @@ import os
 import time
 
 from kzoo.atomic import atomic_file
+from kzoo.data.labelled_files import read_rows, tweets_csv
+from kzoo.evaluation import describe_paired, paired_accuracy_difference
 from kzoo.models import TextClassifier
-from kzoo.train.finetune import FinetuneConfig, load_splits
-from kzoo.train.finetune_tasks import TASKS
-from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference, read_rows, tweets_csv
+from kzoo.recipes.finetune import FinetuneConfig, load_splits
+from kzoo.recipes.finetune_tasks import TASKS
 
 
 def unseen_rows(config, where):

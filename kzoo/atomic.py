@@ -12,7 +12,13 @@ STAGING_PREFIX = ".kzoo-"
 def atomic_directory(directory, overwrite=False, assets=()):
     """Yield a staging folder beside `directory`; on success it replaces `directory` in one rename.
 
-    An existing destination needs `overwrite=True`. `assets` (file paths) are copied into the staging folder.
+    If the block raises, the staging folder is removed and `directory` is left as it was.
+
+    Args:
+        directory: the folder to write.
+        overwrite: replace an existing `directory` (moved aside first, so it is never a mix of old and new);
+            False: an existing one raises `FileExistsError` before anything is written.
+        assets: paths of files to copy into the staging folder.
 
     Example:
     >>> import os, tempfile
@@ -50,13 +56,21 @@ def atomic_directory(directory, overwrite=False, assets=()):
 
 
 def sync_file(path):
-    """Flush `path`'s data to disk (what a rename that commits it must not overtake)."""
+    """Flush `path`'s data to disk (what a rename that commits it must not overtake).
+
+    Args:
+        path: a file.
+    """
     with open(path, "rb") as f:
         os.fsync(f.fileno())
 
 
 def sync_directory(path):
-    """Flush `path`'s entries (a rename into it) to disk."""
+    """Flush `path`'s entries (a rename into it) to disk.
+
+    Args:
+        path: a folder.
+    """
     handle = os.open(path, os.O_RDONLY)
     try:
         os.fsync(handle)
@@ -67,7 +81,19 @@ def sync_directory(path):
 def remove_stale_staging(folder):
     """Clean up after writes killed in `folder`: staging files and folders of `atomic_directory` and
     `atomic_file` are removed, and a destination moved aside by a replacement killed between its two renames
-    is put back. Call it when a run starts or resumes (never while another process writes to `folder`)."""
+    is put back. Call it when a run starts or resumes (never while another process writes to `folder`).
+
+    Args:
+        folder: the folder the writes were in (a missing folder is fine).
+
+    Example:
+    >>> import os, tempfile
+    >>> folder = tempfile.mkdtemp()
+    >>> open(os.path.join(folder, STAGING_PREFIX + "abc"), "w").close()   # what a killed atomic_file leaves
+    >>> remove_stale_staging(folder)
+    >>> os.listdir(folder)
+    []
+    """
     if not os.path.isdir(folder):
         return
     for name in os.listdir(folder):
@@ -84,6 +110,13 @@ def remove_stale_staging(folder):
 @contextlib.contextmanager
 def atomic_file(path, mode="w"):
     """Yield an open temporary file beside `path`; on success it replaces `path` in one rename.
+
+    The data is flushed to disk before the rename. If the block raises, the temporary file is removed and
+    `path` is left as it was.
+
+    Args:
+        path: the file to write (its folder is created when missing).
+        mode: the `open` mode: "w" (text) or "wb" (bytes).
 
     Example:
     >>> import os, tempfile

@@ -1,10 +1,13 @@
 """`kzoo …`: the command-line front door."""
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
-import time
+
+from kzoo.architectures import ARCHITECTURES
+from kzoo.native_logs import import_tensorflow_quietly
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
@@ -74,57 +77,43 @@ def _engine_config(args):
                         precision=args.precision, accumulate=args.accumulate)
 
 
-def _pretrain(args):
-    from kzoo.train.pretrain import PretrainConfig, pretrain
+def _config(cls, args, **extras):
+    """`cls` (a config dataclass) from the parsed `args`: every field named like a flag's destination, plus
+    `extras` (what has another name on the command line, or is made from several flags); the engine and the
+    verbosity are every command's."""
+    own = {field.name: getattr(args, field.name) for field in dataclasses.fields(cls) if hasattr(args, field.name)}
+    return cls(**{**own, "engine": _engine_config(args), "verbose": _verbosity(args.quiet), **extras})
 
-    config = PretrainConfig(
-        arch=args.arch, corpus=args.corpus, out=args.out, preset=args.preset, vocab=args.vocab,
-        vocabulary_size=args.vocab_size, steps=args.steps, batch_size=args.batch_size,
-        sequence_length=args.sequence_length, learning_rate=args.learning_rate, warmup=args.warmup,
-        optimizer=args.optimizer, masking=args.masking, log_every=args.log_every, holdout_every=args.holdout_every,
-        eval_batches=args.eval_batches, engine=_engine_config(args), seed=args.seed, overwrite=args.overwrite,
-        verbose=2 if args.quiet else 1,
-        backbone_overrides={} if args.dropout is None else {"dropout": args.dropout})
-    summary = pretrain(config)
+
+def _verbosity(quiet):
+    """Keras' `verbose`: a progress bar on a terminal; one line per epoch with --quiet or when the output goes to a
+    file or a pipe (a progress bar there is a line of escape codes every 50 ms)."""
+    return 2 if quiet or not sys.stdout.isatty() else 1
+
+
+def _pretrain(args):
+    from kzoo.recipes.pretrain import PretrainConfig, pretrain
+
+    summary = pretrain(_config(PretrainConfig, args, vocabulary_size=args.vocab_size,
+                               backbone_overrides={} if args.dropout is None else {"dropout": args.dropout}))
     if "held_out" in summary:
         print("\nheld-out: " + ", ".join(f"{k} {v:.4f}" for k, v in summary["held_out"].items()))
-        print(f"unigram baseline MLM accuracy {summary['unigram_baseline_mlm_accuracy']:.4f}")
+        print(f"unigram baseline MLM accuracy {summary['unigram_baseline_mlm_accuracy']:.4f}" + "".join(
+            f", majority baseline {key.split('_')[2].upper()} accuracy {value:.4f}"
+            for key, value in summary.items() if key.startswith("majority_baseline_")))
     print(f"wrote {args.out}/model, metrics.csv, metrics.png, summary.json")
 
 
 def _finetune(args):
-    from kzoo.train.finetune import FinetuneConfig, finetune
+    from kzoo.recipes.finetune import FinetuneConfig, finetune
 
-    config = FinetuneConfig(
-        task=args.task, data=args.data, source=getattr(args, "from"), out=args.out, text_field=args.text_field,
-        pair_field=args.pair_field, label_field=args.label_field, where=args.where,
-        encoding_errors=args.encoding_errors, test_share=args.test_share, validation_share=args.validation_share,
-        seed=args.seed, training_seed=args.training_seed, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        sequence_length=args.sequence_length, max_train_examples=args.max_train_examples,
-        max_test_examples=args.max_test_examples,
-        lora_rank=args.lora_rank, quantize=args.quantize, engine=_engine_config(args), overwrite=args.overwrite,
-        verbose=2 if args.quiet else 1)
-    finetune(config)
+    finetune(_config(FinetuneConfig, args, source=getattr(args, "from")))
 
 
 def _distill(args):
-    from kzoo.train.distill_run import DistillConfig, distill
+    from kzoo.recipes.distill import DistillConfig, distill
 
-    config = DistillConfig(
-        task=args.task, data=args.data, source=args.teacher, out=args.out, text_field=args.text_field,
-        pair_field=args.pair_field, label_field=args.label_field, where=args.where,
-        encoding_errors=args.encoding_errors, test_share=args.test_share, validation_share=args.validation_share,
-        seed=args.seed, training_seed=args.training_seed, epochs=args.epochs, batch_size=args.batch_size,
-        learning_rate=args.learning_rate,
-        sequence_length=args.sequence_length, max_train_examples=args.max_train_examples,
-        max_test_examples=args.max_test_examples, student_layers=args.student_layers,
-        student_arch=args.student_arch, student_init=args.student_init, temperature=args.temperature,
-        alpha=args.alpha, kd_weight=args.kd_weight, cosine_weight=args.cosine_weight, cosine_layers=args.cosine_layers,
-        hard_label_baseline=args.hard_label_baseline, transfer_data=args.transfer_data,
-        transfer_where=args.transfer_where, engine=_engine_config(args), overwrite=args.overwrite,
-        verbose=2 if args.quiet else 1)
-    distill(config)
+    distill(_config(DistillConfig, args, source=args.teacher))
 
 
 def _export(args):
@@ -184,8 +173,24 @@ def _add_data_arguments(parser):
     parser.add_argument("--max-train-examples", type=int, help="use only the first N training rows (quick runs)")
     parser.add_argument("--max-test-examples", type=int, help="score only the first N test rows (quick runs)")
     parser.add_argument("--overwrite", action="store_true")
-    parser.add_argument("--quiet", action="store_true", help="one line per epoch")
+    parser.add_argument("--quiet", action="store_true", help="one line per epoch (also when the output is not a "
+                        "terminal)")
     _add_engine_arguments(parser)
+
+
+def _architectures_named():
+    """"BERT (MLM+NSP), DistilBERT (MLM) or ALBERT (MLM+SOP)"."""
+    named = [f"{arch.title} ({arch.objectives})" for arch in ARCHITECTURES.values()]
+    return ", ".join(named[:-1]) + " or " + named[-1]
+
+
+def _default_per_architecture(setting):
+    """"default: adamw; lamb for albert": the commonest value of an architecture record's `setting`, then the
+    others."""
+    values = {name: getattr(arch, setting) for name, arch in ARCHITECTURES.items()}
+    common = max(values.values(), key=list(values.values()).count)
+    return "; ".join([f"default: {common}"] + [f"{value} for {name}" for name, value in values.items()
+                                                 if value != common])
 
 
 def build_parser():
@@ -193,12 +198,14 @@ def build_parser():
     commands = parser.add_subparsers(dest="command", required=True)
     presets = commands.add_parser("presets", help="list every preset with its parameter count")
     presets.set_defaults(func=_presets)
-    demo = commands.add_parser("demo", help="print the zoo and time the tiny presets")
+    demo = commands.add_parser("demo", help="the zoo, real weights, and each job once on real data: pretrain, "
+                               "fine-tune a teacher, distil a student, export and serve it")
     demo.add_argument("--batch-size", type=int, default=8)
     demo.add_argument("--sequence-length", type=int, default=128)
     demo.add_argument("--repeats", type=int, default=5)
-    demo.add_argument("--pretrain-steps", type=int, default=200)
-    demo.add_argument("--finetune-examples", type=int, default=2048, help="training tweets for the fine-tune")
+    demo.add_argument("--pretrain-steps", type=int, default=400)
+    demo.add_argument("--finetune-examples", type=int, default=4000,
+                      help="training tweets for the teacher's fine-tune and the distillation")
     demo.add_argument("--finetune-test-examples", type=int, default=1000, help="test tweets scored")
     demo.add_argument("--out", default="saved_models/demo", help="where the demo writes its runs")
     demo.set_defaults(func=_demo)
@@ -213,11 +220,11 @@ def build_parser():
                          help="accept pytorch_model.bin (read with torch.load(weights_only=True))")
     convert.set_defaults(func=_convert)
     pretrain = commands.add_parser(
-        "pretrain", help="pretrain BERT (MLM+NSP), DistilBERT (MLM) or ALBERT (MLM+SOP) on a folder of .txt files",
+        "pretrain", help=f"pretrain {_architectures_named()} on a folder of .txt files",
         description="Trains the tokenizer when --vocab is not given, then the model; checkpoints every "
                     "--log-every steps and resumes when run again with the same --out. Documents are separated "
                     "by blank lines.")
-    pretrain.add_argument("--arch", required=True, choices=["bert", "distil_bert", "albert"])
+    pretrain.add_argument("--arch", required=True, choices=list(ARCHITECTURES))
     pretrain.add_argument("--corpus", required=True, nargs="+", help="folder(s) or .txt file(s)")
     pretrain.add_argument("--out", required=True, help="output folder (resumes if it holds a backup)")
     pretrain.add_argument("--vocab", help="existing vocab.txt (WordPiece) or spiece.model (SentencePiece)")
@@ -229,16 +236,17 @@ def build_parser():
     pretrain.add_argument("--learning-rate", type=float, help="peak learning rate (default 5e-4 AdamW, 5e-3 LAMB)")
     pretrain.add_argument("--dropout", type=float, help="override the preset's dropout (0 suits short runs)")
     pretrain.add_argument("--warmup", type=float, default=0.1, help="share of steps for linear warmup")
-    pretrain.add_argument("--optimizer", choices=["adamw", "lamb"], help="default: adamw; lamb for albert")
+    pretrain.add_argument("--optimizer", choices=["adamw", "lamb"], help=_default_per_architecture("optimizer"))
     pretrain.add_argument("--masking", choices=["token", "whole_word", "ngram"],
-                          help="default: token; ngram for albert")
+                          help=_default_per_architecture("masking"))
     pretrain.add_argument("--log-every", type=int, default=50, help="steps between metrics rows and checkpoints")
     pretrain.add_argument("--holdout-every", type=int, default=20, help="every k-th document is held out (0: none)")
     pretrain.add_argument("--eval-batches", type=int, default=20)
     _add_engine_arguments(pretrain)
     pretrain.add_argument("--seed", type=int, default=0)
     pretrain.add_argument("--overwrite", action="store_true", help="start over even if --out holds a model")
-    pretrain.add_argument("--quiet", action="store_true", help="one line per --log-every steps")
+    pretrain.add_argument("--quiet", action="store_true", help="one line per --log-every steps (also when the output "
+                          "is not a terminal)")
     pretrain.set_defaults(func=_pretrain)
     finetune = commands.add_parser(
         "finetune", help="fine-tune a task model on a labelled .csv or .jsonl file",
@@ -269,7 +277,7 @@ def build_parser():
     distill.add_argument("--out", required=True)
     _add_data_arguments(distill)
     distill.add_argument("--student-layers", type=int, default=3)
-    distill.add_argument("--student-arch", choices=["bert", "distil_bert", "albert"],
+    distill.add_argument("--student-arch", choices=list(ARCHITECTURES),
                          help="default: the teacher's; distil_bert from a BERT teacher")
     distill.add_argument("--student-init", help="take the student's embeddings and evenly spread layers from this "
                          "checkpoint (a kzoo preset or Hugging Face folder with the teacher's vocabulary, e.g. the "
@@ -327,6 +335,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv[1:]  # the command's own arguments (kzoo export re-runs itself on TensorFlow with them)
+    import_tensorflow_quietly()  # every command reads data through tf.data; its native import lines say nothing
     out = getattr(args, "out", None)
     new_out = bool(out) and not os.path.exists(out)
     try:

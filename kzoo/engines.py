@@ -42,6 +42,11 @@ class EngineConfig:
             separated, process 0 first (TensorFlow needs them all). None: read the engines' own environment
             variables (`KERAS_DISTRIBUTION_JOB_ADDRESSES` / `..._NUM_PROCESSES` / `..._PROCESS_ID`; `TF_CONFIG`).
         num_processes, process_id: the number of processes (hosts) and this one's index, 0 for the coordinator.
+
+    Example:
+    >>> config = EngineConfig(devices=2, precision="mixed_bfloat16")
+    >>> config.data_parallel, config.dtype_options
+    (True, {'dtype': 'mixed_bfloat16'})
     """
 
     data_parallel: bool = False
@@ -108,12 +113,17 @@ def model_parallel_layouts(device_mesh):
     first feed-forward kernel on their output axis, the attention output and second feed-forward kernel on their
     input axis; everything else (biases, LayerNorms, positions, heads) replicated. The keys are regexes that
     Keras matches against the variables' whole paths, e.g. `encoder/transformer_layer_0/attention/query/kernel` or ALBERT's
-    `encoder/group_0_inner_0/intermediate/kernel`.
+    `encoder/group_0_inner_0/intermediate/kernel`. `Engine(model_parallel=M)` uses it.
+
+    Args:
+        device_mesh: a `keras.distribution.DeviceMesh` with axes named "batch" and "model".
 
     Example:
-        mesh = keras.distribution.DeviceMesh((2, 2), ["batch", "model"], keras.distribution.list_devices())
-        keras.distribution.set_distribution(keras.distribution.ModelParallel(
-            layout_map=model_parallel_layouts(mesh), batch_dim_name="batch"))
+    >>> import keras
+    >>> mesh = keras.distribution.DeviceMesh((1, 1), ["batch", "model"], keras.distribution.list_devices()[:1])
+    >>> layouts = model_parallel_layouts(mesh)   # for ModelParallel(layout_map=layouts, batch_dim_name="batch")
+    >>> layouts["encoder/transformer_layer_0/attention/query/kernel"].axes
+    (None, 'model')
     """
     import keras
 
@@ -129,7 +139,16 @@ def model_parallel_layouts(device_mesh):
 def virtual_cpu_devices(count):
     """Split the host CPU into `count` devices, to run the engines without accelerators (tests, trials).
     Call before the backend starts (JAX: before the first computation; TF: before any op); calling again with
-    the same count does nothing."""
+    the same count does nothing.
+
+    Args:
+        count: the number of devices.
+
+    Example (skipped here: it must run first in a process):
+    >>> virtual_cpu_devices(4)  # doctest: +SKIP
+    >>> Engine(EngineConfig(devices=4)).replicas  # doctest: +SKIP
+    4
+    """
     import keras
 
     if keras.backend.backend() == "jax":
@@ -151,6 +170,10 @@ class Engine:
     Attributes: `replicas` (how many shards each global batch is split into: the data-parallel width over all
     hosts), `dtype` (the models' dtype policy), `jit_compile` (what to pass to `compile`), `description` (one
     line naming the engine, devices, mesh and precision).
+
+    Args:
+        config: an `EngineConfig`; None: one made of `options`.
+        **options: `EngineConfig` fields, when `config` is None.
 
     Example:
     >>> engine = Engine(EngineConfig(precision="mixed_bfloat16"))
@@ -259,7 +282,15 @@ class Engine:
 
     def make_optimizer(self, name, learning_rate, total_steps, warmup_steps, **kwargs):
         """`kzoo.train.optim.make_optimizer` for `total_steps` updates, accumulating `accumulate` micro-batches per
-        update, in Keras' `LossScaleOptimizer` under mixed_float16. Call inside `scope()`."""
+        update, in Keras' `LossScaleOptimizer` under mixed_float16. Call inside `scope()`.
+
+        Args:
+            name: "adamw" or "lamb".
+            learning_rate: the peak learning rate.
+            total_steps: optimizer updates in the run (the schedule decays linearly to 0 at the end).
+            warmup_steps: updates of linear warm-up from 0.
+            **kwargs: other `make_optimizer` arguments (weight decay, clipping).
+        """
         import keras
 
         from kzoo.train.optim import make_optimizer
@@ -272,7 +303,11 @@ class Engine:
 
     def micro_batch_size(self, batch_size):
         """The batch `fit` is fed: the global batch over `accumulate`; raises unless it divides evenly over the
-        micro-batches and the replicas."""
+        micro-batches and the replicas.
+
+        Args:
+            batch_size: the global batch: the examples of one optimizer update, over all devices.
+        """
         accumulate = self.config.accumulate
         if batch_size % accumulate:
             raise ValueError(f"batch_size {batch_size} must divide into accumulate {accumulate} micro-batches.")
@@ -382,7 +417,15 @@ def _device_kind(device):
 
 def tf_config(config):
     """`TF_CONFIG` for `MultiWorkerMirroredStrategy` from `coordinator` = every worker's HOST:PORT, comma
-    separated, process 0 first."""
+    separated, process 0 first.
+
+    Args:
+        config: an `EngineConfig` with `coordinator`, `num_processes` and `process_id`.
+
+    Example:
+    >>> tf_config(EngineConfig(coordinator="10.0.0.1:1234,10.0.0.2:1234", num_processes=2, process_id=1))
+    {'cluster': {'worker': ['10.0.0.1:1234', '10.0.0.2:1234']}, 'task': {'type': 'worker', 'index': 1}}
+    """
     workers = [address.strip() for address in config.coordinator.split(",") if address.strip()]
     if len(workers) != config.num_processes:
         raise ValueError(f"TensorFlow's MultiWorkerMirroredStrategy needs every process's HOST:PORT: coordinator "

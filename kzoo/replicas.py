@@ -8,7 +8,12 @@ import keras
 def replica_count():
     """The number of `tf.distribute` replicas computing one step: 1 off TensorFlow, without a strategy, and in
     a strategy's cross-replica context (code run under `strategy.scope()` but outside `strategy.run` sees the
-    whole batch)."""
+    whole batch).
+
+    Example:
+    >>> replica_count()
+    1
+    """
     if keras.backend.backend() != "tensorflow":
         return 1
     import tensorflow as tf
@@ -18,7 +23,11 @@ def replica_count():
 
 
 def sum_over_replicas(value):
-    """`value` (a tensor or a list of tensors) summed over the replicas; unchanged with one replica."""
+    """`value` (a tensor or a list of tensors) summed over the replicas; unchanged with one replica.
+
+    Args:
+        value: what this replica computed (inside `strategy.run` under `tf.distribute`).
+    """
     if replica_count() == 1:
         return value
     import tensorflow as tf
@@ -32,6 +41,13 @@ def weighted_mean(values, weights=None):
     Under `tf.distribute` each replica returns its share: its own Σ w·v over the Σ w of the global batch, so
     the replicas' summed gradients are those of the global mean, however the weight falls between them (Keras'
     own losses divide a per-replica mean by the replica count, exact only for equal per-replica weights).
+
+    Args:
+        values: a tensor of per-item values (losses).
+        weights: their weights, broadcastable to `values`; None: all 1.
+
+    Returns:
+        A float32 scalar.
 
     Example:
     >>> import numpy as np
@@ -49,7 +65,12 @@ def weighted_mean(values, weights=None):
 def batch_shards():
     """How many parts the current `keras.distribution` (JAX) splits each batch's rows into: a batch fed to `fit`,
     `evaluate` or `predict` must have a multiple of it (JAX refuses uneven shards). 1 without a
-    distribution and on TensorFlow, where `tf.distribute` splits uneven batches itself."""
+    distribution and on TensorFlow, where `tf.distribute` splits uneven batches itself.
+
+    Example:
+    >>> batch_shards()   # no distribution set
+    1
+    """
     if keras.backend.backend() != "jax":
         return 1
     distribution = keras.distribution.distribution()

@@ -20,7 +20,7 @@ virtual_cpu_devices(2)
 import keras, numpy as np
 from kzoo.data.pipeline import pretraining_dataset
 from kzoo.data.vocab import train_wordpiece
-from kzoo.train.pretrain import PretrainConfig, build_pretrainer
+from kzoo.recipes.pretrain import PretrainConfig, build_pretrainer
 
 corpus, workdir = sys.argv[1], sys.argv[2]
 tokenizer, _ = train_wordpiece(corpus, 200, workdir + "/vocab.txt")
@@ -102,8 +102,8 @@ def test_finetune_and_distill_commands_run_data_parallel_on_two_devices(tmp_path
     from test_finetune import WORDS, write_sentiment_jsonl
 
     from kzoo.models import TextClassifier
-    from kzoo.train.finetune import FinetuneConfig, load_splits
-    from kzoo.train.finetune_tasks import TASKS
+    from kzoo.recipes.finetune import FinetuneConfig, load_splits
+    from kzoo.recipes.finetune_tasks import TASKS
 
     data = write_sentiment_jsonl(tmp_path / "data.jsonl", 101, seed=1)
     source = tmp_path / "source"

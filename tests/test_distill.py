@@ -269,7 +269,7 @@ def test_same_steps_as_keras_distiller_on_the_same_batches():
 def test_transfer_set_keeps_rows_that_match_and_drops_held_out_texts(tmp_path):
     import json
 
-    from kzoo.train.distill_run import DistillConfig, transfer_set
+    from kzoo.recipes.distill import DistillConfig, transfer_set
 
     rows = [{"text": "a", "p": "x", "c": 0.5}, {"text": "b", "p": "y", "c": 0.9}, {"text": "c", "p": "z", "c": 0.1},
             {"text": "d", "p": "w", "c": 0.3}, {"text": "d", "p": "v", "c": 0.3}]
@@ -611,7 +611,7 @@ def test_distill_command_teacher_to_student_with_baseline(tmp_path, preprocessor
 
 def test_student_init_copies_another_checkpoints_layers_and_keeps_a_fresh_head(tmp_path, preprocessor):
     from kzoo.distill.student import _head_variables
-    from kzoo.train.distill_run import DistillConfig, _init_source, _make_student
+    from kzoo.recipes.distill import DistillConfig, init_source, make_student
 
     def classifier(vocabulary=preprocessor):
         return TextClassifier(make_backbone("bert", vocabulary_size=len(WORDS) + 5, num_layers=4),
@@ -623,7 +623,7 @@ def test_student_init_copies_another_checkpoints_layers_and_keeps_a_fresh_head(t
     general.save_to_preset(str(tmp_path / "general"))
     config = DistillConfig(task="classify", data="-", source="-", out="-", student_layers=2,
                            student_init=str(tmp_path / "general"))
-    student, layers = _make_student(config, teacher, _init_source(config, teacher))
+    student, layers = make_student(config, teacher, init_source(config, teacher))
     assert layers == [0, 3]
     for s_block, index in zip(student.backbone.encoder.unique_blocks, layers):
         for s_w, g_w in zip(s_block.get_weights(), general.backbone.encoder.unique_blocks[index].get_weights()):
@@ -638,7 +638,7 @@ def test_student_init_copies_another_checkpoints_layers_and_keeps_a_fresh_head(t
     classifier(word_preprocessor(tmp_path / "other_vocab.txt", WORDS[::-1], sequence_length=24)).save_to_preset(
         str(tmp_path / "other"))
     with pytest.raises(ValueError, match="another vocabulary than the teacher"):
-        _init_source(DistillConfig(task="classify", data="-", source="-", out="-", student_init=str(tmp_path / "other")),
+        init_source(DistillConfig(task="classify", data="-", source="-", out="-", student_init=str(tmp_path / "other")),
                      teacher)
 
 

@@ -67,8 +67,8 @@ def test_engine_options_are_checked():
 
 
 def test_commands_refuse_several_hosts(monkeypatch):
-    from kzoo.train.finetune import FinetuneConfig
-    from kzoo.train.pretrain import PretrainConfig
+    from kzoo.recipes.finetune import FinetuneConfig
+    from kzoo.recipes.pretrain import PretrainConfig
 
     hosts = EngineConfig(coordinator="127.0.0.1:1234", num_processes=2, process_id=0)
     with pytest.raises(ValueError, match="kzoo finetune and kzoo distill run on one host"):

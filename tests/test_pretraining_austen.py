@@ -16,7 +16,7 @@ import os
 import pytest
 from conftest import AUSTEN, BACKEND
 
-from kzoo.train.pretrain import PretrainConfig, pretrain
+from kzoo.recipes.pretrain import PretrainConfig, pretrain
 
 CASES = {  # arch: (steps, sequence length, peak learning rate, optimizer, MLM margin over the baseline)
     "bert": (500, 128, 1e-3, "adamw", 1.5),

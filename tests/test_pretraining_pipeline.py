@@ -57,9 +57,9 @@ def test_vocabulary_larger_than_the_corpus_supports(text_corpus, tmp_path):
 
 @pytest.mark.parametrize("arch", ["bert", "albert", "distil_bert"])
 def test_pipeline_feeds_fit(arch, wordpiece, sentencepiece, text_corpus):
-    from kzoo.train.pretrain import DEFAULT_PRESETS, ARCH_CLASSES
     from kzoo import models
     from kzoo.data.pipeline import ARCH_TASKS
+    from kzoo.recipes.pretrain import DEFAULT_PRESETS, ARCH_CLASSES
 
     tokenizer = (sentencepiece if arch == "albert" else wordpiece)[0]
     task = ARCH_TASKS[arch]
@@ -108,8 +108,8 @@ def test_pipeline_is_deterministic_and_masks_change_each_epoch(wordpiece, text_c
 
 
 def test_warmup_linear_decay_and_no_decay_on_layer_norm_and_bias():
-    from kzoo.train.optim import make_optimizer
     from kzoo.models import BertBackbone
+    from kzoo.train.optim import make_optimizer
 
     optimizer = make_optimizer("adamw", 1e-3, total_steps=100, warmup_steps=10)
     schedule = optimizer.learning_rate if callable(optimizer.learning_rate) else optimizer._learning_rate

@@ -10,9 +10,9 @@ import pytest
 from conftest import BACKEND, make_backbone, word_preprocessor
 
 from kzoo.data.corpus import check_corpus, check_utf8, iter_documents
-from kzoo.train.finetune import FinetuneConfig
-from kzoo.train.finetune_tasks import TASKS
-from kzoo.train.labelled_data import read_rows, split_rows
+from kzoo.data.labelled_files import read_rows, split_rows
+from kzoo.recipes.finetune import FinetuneConfig
+from kzoo.recipes.finetune_tasks import TASKS
 
 # File parsing does not depend on the backend: it runs in the TensorFlow half of the suite only.
 tf_only = pytest.mark.skipif(BACKEND != "tensorflow", reason="backend-independent: runs under TensorFlow only")

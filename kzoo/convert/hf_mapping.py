@@ -5,6 +5,8 @@ Each entry is `(variable, hf_name, transpose)`: a torch `Linear.weight` is (out,
 ("bert.", "distilbert.", "albert."); heads keep their own names.
 """
 
+from kzoo.architectures import of_model_type
+
 
 def _dense(layer, name):
     return [(layer.kernel, f"{name}.weight", True), (layer.bias, f"{name}.bias", False)]
@@ -18,22 +20,8 @@ def _embedding(layer, name):
     return [(layer.embeddings, f"{name}.weight", False)]
 
 
-# Per architecture: HF names of a block's pieces, relative to the block's prefix.
-_BLOCK_NAMES = {
-    "bert": dict(query="attention.self.query", key="attention.self.key", value="attention.self.value",
-                 attention_output="attention.output.dense", attention_norm="attention.output.LayerNorm",
-                 intermediate="intermediate.dense", output="output.dense", output_norm="output.LayerNorm"),
-    "distilbert": dict(query="attention.q_lin", key="attention.k_lin", value="attention.v_lin",
-                       attention_output="attention.out_lin", attention_norm="sa_layer_norm",
-                       intermediate="ffn.lin1", output="ffn.lin2", output_norm="output_layer_norm"),
-    "albert": dict(query="attention.query", key="attention.key", value="attention.value",
-                   attention_output="attention.dense", attention_norm="attention.LayerNorm",
-                   intermediate="ffn", output="ffn_output", output_norm="full_layer_layer_norm"),
-}
-
-
 def block_entries(block, prefix, model_type):
-    names = {key: f"{prefix}.{value}" for key, value in _BLOCK_NAMES[model_type].items()}
+    names = {key: f"{prefix}.{value}" for key, value in of_model_type(model_type).hf.block.items()}
     attention = block.attention
     return (
         _dense(attention.query_dense, names["query"]) + _dense(attention.key_dense, names["key"])
@@ -54,33 +42,22 @@ def backbone_entries(backbone, model_type):
         entries += _embedding(embedding.segment_embedding, "embeddings.token_type_embeddings")
     entries += _layer_norm(embedding.layer_norm, "embeddings.LayerNorm")
     encoder = backbone.encoder
-    if model_type == "albert":
+    hf = of_model_type(model_type).hf
+    if getattr(embedding, "projection", None) is not None:  # ALBERT's E → H
         entries += _dense(embedding.projection, "encoder.embedding_hidden_mapping_in")
-        K = encoder.num_inner_repetitions
-        for index, block in enumerate(encoder.unique_blocks):
-            entries += block_entries(
-                block, f"encoder.albert_layer_groups.{index // K}.albert_layers.{index % K}", model_type)
-        entries += _dense(backbone.pooler.dense, "pooler")
-    else:
-        layer_prefix = "transformer.layer" if model_type == "distilbert" else "encoder.layer"
-        for index, block in enumerate(encoder.unique_blocks):
-            entries += block_entries(block, f"{layer_prefix}.{index}", model_type)
-        if backbone.pooler is not None:
-            entries += _dense(backbone.pooler.dense, "pooler.dense")
+    K = getattr(encoder, "num_inner_repetitions", 1)  # ALBERT: block i is group i // K's (i % K)-th
+    for index, block in enumerate(encoder.unique_blocks):
+        entries += block_entries(block, hf.layer.format(index=index, group=index // K, inner=index % K), model_type)
+    if backbone.pooler is not None:
+        entries += _dense(backbone.pooler.dense, hf.pooler)
     return entries
 
 
-# HF names of the MLM head pieces (the decoder weight is tied to the word embeddings and not listed).
-_MLM_NAMES = {
-    "bert": ("cls.predictions.transform.dense", "cls.predictions.transform.LayerNorm", "cls.predictions.bias"),
-    "distilbert": ("vocab_transform", "vocab_layer_norm", "vocab_projector.bias"),
-    "albert": ("predictions.dense", "predictions.LayerNorm", "predictions.bias"),
-}
 _PAIR_NAMES = {"nsp": "cls.seq_relationship", "sop": "sop_classifier.classifier"}
 
 
 def mlm_head_entries(head, model_type):
-    dense, norm, bias = _MLM_NAMES[model_type]
+    dense, norm, bias, _ = of_model_type(model_type).hf.mlm  # the decoder is tied to the word embeddings
     return _dense(head.dense, dense) + _layer_norm(head.layer_norm, norm) + [(head.bias, bias, False)]
 
 

@@ -11,44 +11,55 @@ import os
 import keras
 import numpy as np
 
+from kzoo.architectures import ARCHITECTURES, REQUIRED, of_backbone, of_model_type
 from kzoo.atomic import atomic_directory
 from kzoo.convert import hf_mapping
 from kzoo.data.tokenizers import load_hf_tokenizer
 from kzoo.file_checks import check_readable, one_line, present, read_json
+from kzoo.models.registry import model_class
 
-_PREFIXES = {"bert": "bert.", "distilbert": "distilbert.", "albert": "albert."}
-_HEADS = {  # architecture -> (kzoo model class name, pair task or None); None class = the bare backbone
-    "BertModel": (None, None), "BertForPreTraining": ("BertPretrainer", "nsp"),
-    "BertForMaskedLM": ("BertMaskedLM", None),
-    "DistilBertModel": (None, None), "DistilBertForMaskedLM": ("DistilBertMaskedLM", None),
-    "AlbertModel": (None, None), "AlbertForPreTraining": ("AlbertPretrainer", "sop"),
-    "AlbertForMaskedLM": ("AlbertMaskedLM", None),
-    "BertForSequenceClassification": ("TextClassifier", None),
-    "DistilBertForSequenceClassification": ("TextClassifier", None),
-    "AlbertForSequenceClassification": ("TextClassifier", None),
-    "BertForTokenClassification": ("TokenClassifier", None),
-    "DistilBertForTokenClassification": ("TokenClassifier", None),
-    "AlbertForTokenClassification": ("TokenClassifier", None),
-    "BertForQuestionAnswering": ("SpanQuestionAnswerer", None),
-    "DistilBertForQuestionAnswering": ("SpanQuestionAnswerer", None),
-    "AlbertForQuestionAnswering": ("SpanQuestionAnswerer", None),
-}
+_PREFIXES = {arch.hf.model_type: arch.hf.prefix for arch in ARCHITECTURES.values()}
 # Task heads on a backbone (no MLM head): kzoo class -> Hugging Face architecture suffix.
 _TASK_SUFFIXES = {"TextClassifier": "ForSequenceClassification", "TokenClassifier": "ForTokenClassification",
                   "SpanQuestionAnswerer": "ForQuestionAnswering"}
+
+
+def _heads(arch):
+    """Each Hugging Face class of `arch` -> (kzoo model class name, pair task or None); None class = the bare
+    backbone."""
+    heads = {arch.hf.base_class: (None, None)}
+    if arch.pretraining_task != "mlm":
+        heads[arch.hf.class_prefix + "ForPreTraining"] = (arch.pretrainer, arch.pretraining_task)
+    heads[arch.hf.class_prefix + "ForMaskedLM"] = (arch.masked_lm, None)
+    return {**heads, **{arch.hf.class_prefix + suffix: (task, None) for task, suffix in _TASK_SUFFIXES.items()}}
+
+
+_HEADS = {name: head for arch in ARCHITECTURES.values() for name, head in _heads(arch).items()}
 _HEAD_NAMES = ("cls.", "vocab_", "predictions.", "sop_classifier.", "classifier.", "pre_classifier.",
                "qa_outputs.")  # no prefix
-_DEFAULT_ARCHITECTURE = {"bert": "BertModel", "distilbert": "DistilBertModel", "albert": "AlbertModel"}
 # kzoo activation names that transformers' ACT2FN does not know, and its names for them.
 _HF_ACTIVATION = {"gelu_approximate": "gelu_new", "gelu_exact": "gelu"}
 # Pooler weights: absent from *ForMaskedLM checkpoints (left at their initial value on import, skipped on export).
-_POOLER_NAMES = {"pooler.dense.weight", "pooler.dense.bias", "pooler.weight", "pooler.bias"}
+_POOLER_NAMES = {f"{arch.hf.pooler}.{part}" for arch in ARCHITECTURES.values() if arch.hf.pooler
+                 for part in ("weight", "bias")}
+# MLM decoder tensors: tied to the word embeddings, so never read (the decoder bias is the MLM bias where it has one).
+_DECODERS = [f"{arch.hf.mlm[-1]}.weight" for arch in ARCHITECTURES.values()]
+_TIED = {*_DECODERS, "embeddings.position_ids"} | {
+    f"{arch.hf.mlm[-1]}.bias" for arch in ARCHITECTURES.values() if f"{arch.hf.mlm[-1]}.bias" != arch.hf.mlm[2]}
 
 
 @dataclasses.dataclass
 class Conversion:
     """What a conversion produced: the model, its tokenizer, and what was mapped, left unused, or left at its
-    initial value."""
+    initial value. `summary()` says it in a few lines.
+
+    Attributes:
+        model: the kzoo backbone or task model, with the checkpoint's weights.
+        tokenizer: the folder's tokenizer (`load_hf_tokenizer`), or None when it has none.
+        mapped: how many checkpoint tensors were assigned.
+        unused: names of checkpoint tensors kzoo had no place for.
+        not_in_checkpoint: names of kzoo weights the checkpoint lacks (a MaskedLM's pooler), left as built.
+    """
 
     model: object
     tokenizer: object  # from vocab.txt, tokenizer.json or spiece.model (see load_hf_tokenizer), else None
@@ -57,6 +68,7 @@ class Conversion:
     not_in_checkpoint: list
 
     def summary(self):
+        """A few lines: the model class and tensors mapped, then those unused and those kept at initial values."""
         lines = [f"{type(self.model).__name__}: {self.mapped} tensors mapped"]
         if self.unused:
             lines.append(f"unused in the checkpoint ({len(self.unused)}): {', '.join(sorted(self.unused))}")
@@ -107,23 +119,8 @@ def backbone_config(config, path="config.json"):
             raise ValueError(f"{path}: {key} is {value!r}; it must be {wanted}.")
         return value
 
-    if config["model_type"] == "distilbert":
-        return dict(vocabulary_size=field("vocab_size"), num_layers=field("n_layers"),
-                    num_heads=field("n_heads"), hidden_dim=field("dim"), intermediate_dim=field("hidden_dim"),
-                    dropout=field("dropout", 0.1), max_sequence_length=field("max_position_embeddings"),
-                    activation=field("activation", "gelu"),
-                    initializer_range=field("initializer_range", 0.02))
-    common = dict(vocabulary_size=field("vocab_size"), num_layers=field("num_hidden_layers"),
-                  num_heads=field("num_attention_heads"), hidden_dim=field("hidden_size"),
-                  intermediate_dim=field("intermediate_size"), dropout=field("hidden_dropout_prob", 0.1),
-                  max_sequence_length=field("max_position_embeddings"),
-                  num_segments=field("type_vocab_size", 2), activation=field("hidden_act", "gelu"),
-                  layer_norm_epsilon=field("layer_norm_eps", 1e-12),
-                  initializer_range=field("initializer_range", 0.02))
-    if config["model_type"] == "albert":
-        common.update(embedding_dim=field("embedding_size"), num_groups=field("num_hidden_groups", 1),
-                      num_inner_repetitions=field("inner_group_num", 1))
-    return common
+    return {row.argument: field(row.keys[0], _NEEDED if row.default is REQUIRED else row.default)
+            for row in of_model_type(config["model_type"]).hf.config_keys if row.argument}
 
 
 def read_hf_tensors(directory, allow_pickle=False):
@@ -180,8 +177,7 @@ def _read_torch_state(path):
 
 
 def _entries(model, model_type, pair_task):
-    from kzoo.models import Backbone
-
+    Backbone = model_class("Backbone")
     backbone = model if isinstance(model, Backbone) else model.backbone
     entries = hf_mapping.backbone_entries(backbone, model_type)
     if type(model).__name__ in _TASK_SUFFIXES:
@@ -196,19 +192,39 @@ def _entries(model, model_type, pair_task):
 def from_huggingface(directory, allow_pickle=False, **overrides):
     """Load a local Hugging Face BERT / DistilBERT / ALBERT directory into the matching kzoo model.
 
-    Returns a `Conversion` (`.model`, `.tokenizer`, `.summary()`). Every tensor is checked for presence and shape before
-    any is assigned; an error names the file and the tensor, and no half-loaded model is returned.
+    Every tensor is checked for presence and shape before any is assigned; an error names the file and the
+    tensor, and no half-loaded model is returned. The class follows `config.json`'s `architectures`: `BertModel`
+    gives a `BertBackbone`, `BertForPreTraining` a `BertPretrainer`, `*ForSequenceClassification` a
+    `TextClassifier` (with `id2label`'s names), and so on.
 
-    Example (with a directory written by transformers' `save_pretrained`):
-        conversion = from_huggingface("path/to/bert")
-        print(conversion.summary()); model = conversion.model
+    Args:
+        directory: a folder written by transformers' `save_pretrained` (`config.json`, `model.safetensors`,
+            optionally `vocab.txt` / `tokenizer.json` / `spiece.model`).
+        allow_pickle: also read a `pytorch_model.bin` (a pickle; loaded with `weights_only=True`) when there is
+            no `model.safetensors`.
+        **overrides: backbone constructor arguments that replace the config's (e.g. `dropout=0.0`).
+
+    Returns:
+        A `Conversion` (`.model`, `.tokenizer`, `.summary()`).
+
+    Example:
+    >>> import os, tempfile
+    >>> from kzoo.models import BertBackbone, TextClassifier
+    >>> backbone = BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16,
+    ...                         intermediate_dim=32, max_sequence_length=16)
+    >>> folder = os.path.join(tempfile.mkdtemp(), "hf_classifier")
+    >>> to_huggingface(TextClassifier(backbone, label_names=["no", "yes"]), folder)
+    >>> conversion = from_huggingface(folder)   # or a folder of transformers' save_pretrained
+    >>> print(conversion.summary())
+    TextClassifier: 41 tensors mapped
+    >>> conversion.model.label_names, conversion.tokenizer
+    (['no', 'yes'], None)
     """
-    from kzoo import models
-
     config = read_hf_config(directory)
     config_path = os.path.join(directory, "config.json")
     model_type = config["model_type"]
-    architectures = config.get("architectures") or [_DEFAULT_ARCHITECTURE[model_type]]
+    arch = of_model_type(model_type)
+    architectures = config.get("architectures") or [arch.hf.base_class]
     if not (isinstance(architectures, list) and all(isinstance(name, str) for name in architectures)):
         raise ValueError(f"{config_path}: architectures is {architectures!r}; it must be a list of class names.")
     architecture = architectures[0]
@@ -221,12 +237,11 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
         raise ValueError(f"{config_path}: id2label must map class ids (\"0\", \"1\", ...) to names; "
                          f"got {id2label!r:.80}.")
     tensors, source = read_hf_tensors(directory, allow_pickle=allow_pickle)
-    prefix = _PREFIXES[model_type]
+    prefix = arch.hf.prefix
     tensors = {name[len(prefix):] if name.startswith(prefix) else name: value for name, value in tensors.items()}
 
     class_name, pair_task = _HEADS[architecture]
-    backbone_class = {"bert": models.BertBackbone, "distilbert": models.DistilBertBackbone,
-                      "albert": models.AlbertBackbone}[model_type]
+    backbone_class = model_class(arch.backbone)
     try:
         backbone = backbone_class(**{**arguments, **overrides})
     except ValueError as error:  # sizes that do not fit together, an unknown activation
@@ -237,13 +252,13 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
     elif class_name in ("TextClassifier", "TokenClassifier"):
         num_labels = config.get("num_labels") or len(config.get("id2label") or {}) or 2
         head_dropout = config.get(_classifier_dropout_key(model_type, class_name))
-        model = getattr(models, class_name)(backbone, num_classes=num_labels, dropout=head_dropout,
-                                            label_names=_label_names(config, num_labels))
+        model = model_class(class_name)(backbone, num_classes=num_labels, dropout=head_dropout,
+                                        label_names=_label_names(config, num_labels))
     elif class_name == "SpanQuestionAnswerer":
-        model = models.SpanQuestionAnswerer(backbone, dropout=config.get("qa_dropout", 0.0) if
-                                            model_type == "distilbert" else 0.0)
+        dropout_key = _classifier_dropout_key(model_type, class_name)
+        model = model_class(class_name)(backbone, dropout=config.get(dropout_key, 0.0) if dropout_key else 0.0)
     else:
-        model = getattr(models, class_name)(backbone)
+        model = model_class(class_name)(backbone)
 
     # MaskedLM checkpoints have no pooler: it stays at its initial value and is reported.
     assignments, not_in_checkpoint = [], []
@@ -261,7 +276,7 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
         assignments.append((variable, name, value))
     word_embeddings = tensors.get("embeddings.word_embeddings.weight")
     has_mlm_head = class_name is not None and class_name not in _TASK_SUFFIXES
-    for decoder in ("cls.predictions.decoder.weight", "vocab_projector.weight", "predictions.decoder.weight"):
+    for decoder in _DECODERS:
         if has_mlm_head and decoder in tensors and word_embeddings is not None:
             if not np.array_equal(tensors[decoder], word_embeddings):
                 raise ValueError(f"{source}: {decoder!r} differs from the word embeddings; kzoo's MLM decoder is "
@@ -269,9 +284,7 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
     for variable, _, value in assignments:
         variable.assign(np.asarray(value, dtype="float32"))
     used = {name for _, name, _ in assignments}
-    tied = {"cls.predictions.decoder.weight", "cls.predictions.decoder.bias", "vocab_projector.weight",
-            "predictions.decoder.weight", "predictions.decoder.bias", "embeddings.position_ids"}
-    unused = [name for name in tensors if name not in used and name not in tied]
+    unused = [name for name in tensors if name not in used and name not in _TIED]
     return Conversion(model=model, tokenizer=load_hf_tokenizer(directory), mapped=len(assignments), unused=unused,
                       not_in_checkpoint=not_in_checkpoint)
 
@@ -288,42 +301,25 @@ def _label_names(config, num_labels):
 def _classifier_dropout_key(model_type, class_name="TextClassifier"):
     """The config.json key of a classification head's dropout, per model type (None: the backbone's dropout,
     as DistilBERT's token classifier uses `dropout`)."""
-    if model_type == "distilbert":
-        return "seq_classif_dropout" if class_name == "TextClassifier" else None
-    return "classifier_dropout_prob" if model_type == "albert" else "classifier_dropout"
+    return of_model_type(model_type).hf.head_dropout.get(class_name)
 
 
 def _hf_config(model):
-    from kzoo.models import AlbertBackbone, Backbone, DistilBertBackbone
-
+    Backbone = model_class("Backbone")
     backbone = model if isinstance(model, Backbone) else model.backbone
-    architecture = {"BertBackbone": "BertModel", "DistilBertBackbone": "DistilBertModel",
-                    "AlbertBackbone": "AlbertModel"}[type(backbone).__name__]
+    hf = of_backbone(backbone).hf
+    architecture = hf.base_class
     task = type(model).__name__
     if task in _TASK_SUFFIXES:
         architecture = architecture.replace("Model", _TASK_SUFFIXES[task])
     elif not isinstance(model, Backbone):
         architecture = next(a for a, (c, _) in _HEADS.items() if c == type(model).__name__)
-    hf_activation = _HF_ACTIVATION.get(backbone.activation, backbone.activation)
-    if isinstance(backbone, DistilBertBackbone):
-        config = dict(model_type="distilbert", vocab_size=backbone.vocabulary_size, n_layers=backbone.num_layers,
-                      n_heads=backbone.num_heads, dim=backbone.hidden_dim, hidden_dim=backbone.intermediate_dim,
-                      dropout=backbone.dropout, attention_dropout=backbone.dropout,
-                      max_position_embeddings=backbone.max_sequence_length,
-                      activation=hf_activation,
-                      initializer_range=backbone.initializer_range, sinusoidal_pos_embds=False, pad_token_id=0)
-    else:
-        config = dict(model_type="bert", vocab_size=backbone.vocabulary_size,
-                      num_hidden_layers=backbone.num_layers, num_attention_heads=backbone.num_heads,
-                      hidden_size=backbone.hidden_dim, intermediate_size=backbone.intermediate_dim,
-                      hidden_dropout_prob=backbone.dropout, attention_probs_dropout_prob=backbone.dropout,
-                      max_position_embeddings=backbone.max_sequence_length, type_vocab_size=backbone.num_segments,
-                      hidden_act=hf_activation,
-                      layer_norm_eps=backbone.layer_norm_epsilon,
-                      initializer_range=backbone.initializer_range, pad_token_id=0)
-        if isinstance(backbone, AlbertBackbone):
-            config.update(model_type="albert", embedding_size=backbone.embedding_dim,
-                          num_hidden_groups=backbone.num_groups, inner_group_num=backbone.num_inner_repetitions)
+    config = {"model_type": hf.model_type}
+    for row in hf.config_keys:
+        value = row.default if row.argument is None else getattr(backbone, row.argument)
+        if row.argument == "activation":
+            value = _HF_ACTIVATION.get(value, value)
+        config.update(dict.fromkeys(row.keys, value))
     config["architectures"] = [architecture]
     if task in ("TextClassifier", "TokenClassifier"):
         dropout_key = _classifier_dropout_key(config["model_type"], task)
@@ -332,8 +328,9 @@ def _hf_config(model):
         names = model.label_names or [f"LABEL_{i}" for i in range(model.num_classes)]
         config["id2label"] = {str(i): name for i, name in enumerate(names)}
         config["label2id"] = {name: i for i, name in enumerate(names)}
-    if task == "SpanQuestionAnswerer" and config["model_type"] == "distilbert":
-        config["qa_dropout"] = model.dropout
+    qa_dropout_key = _classifier_dropout_key(hf.model_type, task) if task == "SpanQuestionAnswerer" else None
+    if qa_dropout_key:  # DistilBERT's alone
+        config[qa_dropout_key] = model.dropout
     return config, architecture
 
 
@@ -341,6 +338,23 @@ def to_huggingface(model, directory, overwrite=False, assets=()):
     """Write `model` as a Hugging Face directory (`config.json` + `model.safetensors`, plus copies of `assets`
     such as `vocab.txt`) that `transformers.AutoModel*.from_pretrained` loads. Written to a temporary folder,
     then renamed into place.
+
+    Args:
+        model: a kzoo backbone, pretrainer or task model (its `architectures` entry follows: `BertModel`,
+            `BertForPreTraining`, `BertForSequenceClassification`, ...).
+        directory: the folder to write; it must not exist unless `overwrite`.
+        overwrite: replace an existing folder.
+        assets: paths of files to copy into the folder (the tokenizer's `vocab.txt`, `tokenizer_config.json`).
+
+    Example:
+    >>> import json, os, tempfile
+    >>> from kzoo.models import DistilBertBackbone
+    >>> backbone = DistilBertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16,
+    ...                               intermediate_dim=32, max_sequence_length=16)
+    >>> folder = os.path.join(tempfile.mkdtemp(), "hf_distilbert")
+    >>> to_huggingface(backbone, folder)
+    >>> sorted(os.listdir(folder)), json.load(open(os.path.join(folder, "config.json")))["architectures"]
+    (['config.json', 'model.safetensors'], ['DistilBertModel'])
     """
     from safetensors.numpy import save_file
 

@@ -8,8 +8,10 @@ keras-hub BERT and ALBERT use tanh GELU, its DistilBERT exact GELU; conversions 
 import keras
 import numpy as np
 
-_KERAS_HUB_ACTIVATION = {"BertBackbone": "gelu_approximate", "DistilBertBackbone": "gelu",
-                         "AlbertBackbone": "gelu_approximate"}
+from kzoo.architectures import ARCHITECTURES, of_backbone
+
+# keras-hub's backbone classes carry kzoo's names.
+_KERAS_HUB_ACTIVATION = {arch.backbone: arch.keras_hub_activation for arch in ARCHITECTURES.values()}
 
 
 def _block_pairs(ours, prefix):
@@ -31,8 +33,7 @@ def _block_pairs(ours, prefix):
 def variable_pairs(backbone):
     """(kzoo variable, keras-hub variable path) for every weight of `backbone`."""
     embedding = backbone.embedding
-    distil = type(backbone).__name__ == "DistilBertBackbone"
-    token_prefix = "token_and_position_embedding/" if distil else ""
+    token_prefix = of_backbone(backbone).keras_hub_embedding_scope
     pairs = [(embedding.token_embedding.embeddings, f"{token_prefix}token_embedding/embeddings"),
              (embedding.position_embedding.embeddings, f"{token_prefix}position_embedding/embeddings")]
     if embedding.segment_embedding is not None:
@@ -75,10 +76,23 @@ def _hub_variables(hub_backbone):
 def from_keras_hub(hub_backbone):
     """A kzoo backbone with the weights (and GELU variant) of a keras-hub backbone.
 
+    Args:
+        hub_backbone: a keras-hub `BertBackbone`, `DistilBertBackbone` or `AlbertBackbone` object (a task's
+            `.backbone`, or `keras_hub.models.Backbone.from_preset(...)`).
+
+    Returns:
+        The kzoo backbone of the same class name, config and weights.
+
     Example:
-        import keras_hub; hub = keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2,
-                                                               hidden_dim=16, intermediate_dim=32)
-        backbone = from_keras_hub(hub)
+    >>> import keras_hub
+    >>> import numpy as np
+    >>> hub = keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16,
+    ...                                     intermediate_dim=32, max_sequence_length=16)
+    >>> backbone = from_keras_hub(hub)
+    >>> type(backbone).__name__, backbone.activation
+    ('BertBackbone', 'gelu_approximate')
+    >>> bool(np.array_equal(backbone.token_embedding.embeddings, hub.token_embedding.embeddings))
+    True
     """
     import os
 
@@ -110,6 +124,21 @@ def to_keras_hub(backbone):
 
     keras-hub fixes the activation (tanh GELU for BERT and ALBERT, exact for DistilBERT); a kzoo backbone with
     another activation would give different outputs there, so it is refused.
+
+    Args:
+        backbone: a kzoo `BertBackbone`, `DistilBertBackbone` or `AlbertBackbone` with keras-hub's activation
+            and `layer_norm_epsilon=1e-12`.
+
+    Returns:
+        The keras-hub backbone (`keras_hub.models.<same class name>`).
+
+    Example:
+    >>> from kzoo.models import BertBackbone
+    >>> backbone = BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
+    ...                         max_sequence_length=16, activation="gelu_approximate")   # keras-hub BERT's GELU
+    >>> hub = to_keras_hub(backbone)
+    >>> type(hub).__module__.split(".")[0], type(hub).__name__, hub.count_params() == backbone.count_params()
+    ('keras_hub', 'BertBackbone', True)
     """
     import keras_hub
 

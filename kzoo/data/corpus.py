@@ -22,6 +22,11 @@ _ABBREVIATIONS = {
 def split_sentences(text):
     """Sentences of one paragraph: breaks after . ! ? (and closing quotes) before a capital or digit.
 
+    Common abbreviations ("Mr.", "e.g.") and initials ("J. Smith") do not end a sentence.
+
+    Args:
+        text: a paragraph; runs of whitespace (newlines included) count as one space.
+
     Example:
     >>> split_sentences('Mr. Knightley came in. "Well," said Emma, "you are late!" She smiled.')
     ['Mr. Knightley came in.', '"Well," said Emma, "you are late!"', 'She smiled.']
@@ -43,7 +48,12 @@ def split_sentences(text):
 
 
 def corpus_files(corpus):
-    """The sorted `.txt` files of a folder, a single file, or a list of either."""
+    """The sorted `.txt` files of a folder, a single file, or a list of either; a ValueError or
+    FileNotFoundError names a folder without `.txt` files or a missing path.
+
+    Args:
+        corpus: a folder, a file, or a list of either.
+    """
     items = [corpus] if isinstance(corpus, (str, os.PathLike)) else list(corpus)
     files = []
     for item in items:
@@ -69,7 +79,12 @@ _VALID_UTF8 = set()  # (path, size, mtime) of files check_utf8 has read through
 
 def check_utf8(path, block_size=1 << 24):
     """Read `path` through in blocks: a ValueError names the line and byte offset of its first bytes that are
-    not UTF-8. A file that passed is not read again until it changes."""
+    not UTF-8. A file that passed is not read again until it changes.
+
+    Args:
+        path: the file.
+        block_size: bytes read at a time.
+    """
     status = os.stat(path)
     key = (os.path.abspath(path), status.st_size, status.st_mtime_ns)
     if key in _VALID_UTF8:
@@ -121,12 +136,25 @@ def iter_documents(corpus, holdout_every=0, split="train", cycle_length=16):
     and give a document each in turn (like `tf.data`'s interleave; BERT shuffles all its documents together),
     so that NSP's "other document" and the shuffle buffers span many files, not only the last one read.
 
-    `holdout_every=k` sends every k-th document to `split="eval"` and the rest to `split="train"` (a
-    deterministic split that needs no second pass). Raises a ValueError naming the corpus when it holds no
-    text at all.
+    Raises a ValueError naming the corpus when it holds no text at all.
+
+    Args:
+        corpus: a folder (its `.txt` files, sorted), a file, or a list of either. UTF-8 text; documents are
+            separated by blank lines.
+        holdout_every: k > 0 sends every k-th document to `split="eval"` and the rest to `split="train"` (a
+            deterministic split that needs no second pass); 0 holds out nothing.
+        split: "train", "eval" or "all".
+        cycle_length: how many files are read in turn.
 
     Example:
-        for sentences in iter_documents("../shared/data/corpora/austen"): ...
+    >>> import os, tempfile
+    >>> corpus = tempfile.mkdtemp()
+    >>> with open(os.path.join(corpus, "a.txt"), "w") as f:
+    ...     _ = f.write("Emma came in. She sat down.\\n\\nIt rained.\\n")
+    >>> list(iter_documents(corpus))
+    [['Emma came in.', 'She sat down.'], ['It rained.']]
+    >>> list(iter_documents(corpus, holdout_every=2, split="eval"))
+    [['It rained.']]
     """
     if split not in ("train", "eval", "all"):
         raise ValueError(f"split must be 'train', 'eval' or 'all'; got {split!r}.")
@@ -170,8 +198,20 @@ def check_corpus(corpus, task="mlm", holdout_every=0):
     are not UTF-8, or what `task` lacks ("mlm": one document; "sop": one of two words or more; "nsp": two
     documents, one of two words or more, in the training split). Returns the corpus files.
 
+    Args:
+        corpus: a folder of `.txt` files, one file, or a list of them.
+        task: "mlm", "sop" or "nsp".
+        holdout_every: as in `iter_documents`: the documents held out do not count.
+
     Example:
-        check_corpus("corpus/", "nsp", holdout_every=20)
+    >>> import os, tempfile
+    >>> corpus = tempfile.mkdtemp()
+    >>> with open(os.path.join(corpus, "a.txt"), "w") as f:
+    ...     _ = f.write("One document only.\\n")
+    >>> check_corpus(corpus, "nsp")
+    Traceback (most recent call last):
+    ...
+    ValueError: NSP pretraining needs 2 or more documents (paragraphs separated by a blank line) to train on; ...
     """
     if task not in _NEEDS:
         raise ValueError(f"task must be one of {sorted(_NEEDS)}; got {task!r}.")

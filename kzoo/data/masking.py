@@ -24,6 +24,10 @@ def word_start_table(vocabulary, sentencepiece=False):
     """A bool per id: True where the piece starts a word. WordPiece: every piece but "##" continuations;
     SentencePiece: pieces with the leading "▁" and the specials ("<unk>", "[CLS]", ...).
 
+    Args:
+        vocabulary: the tokens in id order (`tokenizer.get_vocabulary()`).
+        sentencepiece: read SentencePiece's "▁" convention instead of WordPiece's "##".
+
     Example:
     >>> word_start_table(["[CLS]", "play", "##ing"]).tolist()
     [True, True, False]
@@ -40,6 +44,19 @@ class MaskedLMMasker:
     gives the same masks; `tf.data.Dataset.random(..., rerandomize_each_iteration=True)` gives a new seed
     every epoch). Returns `{"token_ids", "mask_positions", "mask_ids", "mask_weights"}`; positions are sorted
     and padded with 0 (weight 0) up to `max_predictions`.
+
+    Args:
+        vocabulary_size: the number of token ids (random replacements are drawn from the non-special ones).
+        mask_token_id: the id of [MASK].
+        special_token_ids: ids never chosen ([CLS], [SEP], padding); [MASK] is added.
+        max_predictions: the most targets per sequence (the width of the outputs).
+        mask_rate: the share of eligible tokens chosen (at least one per sequence).
+        mask_token_rate: the share of chosen tokens replaced by [MASK].
+        random_token_rate: the share replaced by a random token; the rest stay themselves.
+        strategy: "token", "whole_word" or "ngram" (see the module docstring).
+        word_starts: for "whole_word" and "ngram": a bool per id, True where a piece starts a word
+            (`word_start_table`).
+        max_ngram: for "ngram": the longest run of words masked together.
 
     Example:
     >>> import tensorflow as tf

@@ -54,10 +54,13 @@ class PairBuilder:
         max_tokens: room for text: the sequence length minus 3 for pairs ([CLS] A [SEP] B [SEP]), minus 2 for
             single segments.
         short_seq_prob: probability of a shorter target length, drawn from [2, max_tokens].
+        seed: the seed of every random choice: the same seed and documents give the same instances.
         document_pool: how many recent documents NSP may draw B from; also the shuffle buffer of documents.
 
     A chunk of one sentence (a one-sentence document, or one sentence that fills the target) is split at a
     random token into A and B, so every document of two or more tokens yields pairs and labels stay balanced.
+    Calling the builder on an iterable of documents yields the instances; `documents_seen` and
+    `documents_skipped` (too short) count them afterwards.
 
     Example:
     >>> import numpy as np

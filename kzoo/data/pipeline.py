@@ -7,13 +7,14 @@ new pairs every pass over the corpus) → packed and padded → shuffled, batche
 
 import numpy as np
 
+from kzoo.architectures import ARCHITECTURES
 from kzoo.data.corpus import check_corpus, iter_documents
 from kzoo.data.masking import MaskedLMMasker, word_start_table
 from kzoo.data.pairs import PairBuilder, pack_instance
 from kzoo.data.tokenizers import ragged_to_lists, special_ids
 
 # The sentence-pair task of each architecture's pretrainer (docs/design.md §1): BERT NSP, ALBERT SOP, DistilBERT none.
-ARCH_TASKS = {"bert": "nsp", "albert": "sop", "distil_bert": "mlm"}
+ARCH_TASKS = {name: arch.pretraining_task for name, arch in ARCHITECTURES.items()}
 
 
 def tokenize_documents(documents, tokenizer, chunk_size=256):
@@ -45,19 +46,50 @@ def default_max_predictions(sequence_length, mask_rate=0.15):
 def pretraining_dataset(corpus, tokenizer, task, sequence_length=128, batch_size=32, seed=0, masking="token",
                         mask_rate=0.15, max_predictions=None, short_seq_prob=0.1, holdout_every=0,
                         split="train", repeat=True, shuffle_buffer=2000, document_pool=1000, segments=True):
-    """The pretraining `tf.data.Dataset` of a corpus: `(x, y, mask_weights)` batches.
+    """The pretraining `tf.data.Dataset` of a corpus: `(x, y, mask_weights)` batches, for `Pretrainer.fit`.
 
     x = {"token_ids", "segment_ids" (when `segments`), "padding_mask", "mask_positions"},
     y = {"mlm": mask_ids, task: labels} (no pair entry for task "mlm").
-    `holdout_every=k` holds out every k-th document: `split="train"` skips them, `split="eval"` reads only them.
     With `repeat=True` (training) the data repeats forever, each pass over the corpus with new pairs and each
     batch with new masks, all derived from `seed` (and TF's global seed, which tf.data pairs with it: call
     `keras.utils.set_random_seed` first for the same batches in every process); with `repeat=False` (evaluation)
-    every pass yields the same batches.
+    every pass yields the same batches. The corpus is read through once first (`check_corpus`), so bad bytes or
+    too little text fail here rather than inside `fit`.
+
+    Args:
+        corpus: a folder of `.txt` files, one file, or a list of them (see `iter_documents`).
+        tokenizer: a keras-hub WordPiece or SentencePiece tokenizer with [CLS], [SEP], padding and [MASK].
+        task: "nsp" (BERT), "sop" (ALBERT) or "mlm" (DistilBERT: single segments, no pair labels).
+        sequence_length: the length of every sequence (≥ 8), specials included.
+        batch_size: sequences per batch.
+        seed: the seed of the pairs, shuffling and masks.
+        masking: "token", "whole_word" or "ngram" (`MaskedLMMasker`).
+        mask_rate: the share of tokens predicted.
+        max_predictions: the most targets per sequence; None: BERT's round(`mask_rate` · length) + 1.
+        short_seq_prob: probability of a shorter sequence (`PairBuilder`).
+        holdout_every: k > 0 holds out every k-th document: `split="train"` skips them, `split="eval"` reads
+            only them.
+        split: "train", "eval" or "all".
+        repeat: repeat forever with new pairs and masks each pass, shuffled (training); False: one pass, the
+            same every time, unshuffled, the last batch kept (evaluation).
+        shuffle_buffer: the shuffle buffer, in sequences.
+        document_pool: `PairBuilder`'s document pool.
+        segments: include `segment_ids` in x (False for DistilBERT).
 
     Example:
-        data = pretraining_dataset("corpus/", tokenizer, "nsp", sequence_length=128, batch_size=32)
-        BertPretrainer(backbone).fit(data, steps_per_epoch=100)
+    >>> import os, tempfile
+    >>> from kzoo.data import BertWordPieceTokenizer
+    >>> corpus = tempfile.mkdtemp()
+    >>> with open(os.path.join(corpus, "a.txt"), "w") as f:
+    ...     _ = f.write("The cat sat. The dog ran.\\n\\nA bird sang. The sun set.\\n")
+    >>> tokenizer = BertWordPieceTokenizer(vocabulary=[
+    ...     "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", ".", "the", "cat", "sat", "dog", "ran", "a", "bird"])
+    >>> data = pretraining_dataset(corpus, tokenizer, "nsp", sequence_length=16, batch_size=2)
+    >>> x, y, mask_weights = next(iter(data))
+    >>> {key: tuple(value.shape) for key, value in sorted(x.items())}
+    {'mask_positions': (2, 3), 'padding_mask': (2, 16), 'segment_ids': (2, 16), 'token_ids': (2, 16)}
+    >>> {key: tuple(value.shape) for key, value in y.items()}, tuple(mask_weights.shape)
+    ({'mlm': (2, 3), 'nsp': (2,)}, (2, 3))
     """
     import tensorflow as tf
 

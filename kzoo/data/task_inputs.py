@@ -22,7 +22,15 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def replace_surrogates(text):
-    """`text` with each lone surrogate (a half of a UTF-16 pair, e.g. from JSON's "\\ud83d") as U+FFFD."""
+    """`text` with each lone surrogate (a half of a UTF-16 pair, e.g. from JSON's "\\ud83d") as U+FFFD.
+
+    Args:
+        text: a string.
+
+    Example:
+    >>> replace_surrogates("ok \\ud83d") == "ok \\ufffd"
+    True
+    """
     return _SURROGATE.sub("\ufffd", text)
 
 
@@ -69,8 +77,14 @@ class TextPreprocessor:
         truncate: "round_robin" (trim the longer segment first) or "waterfall" (trim the last segment).
 
     Example:
-        preprocessor = TextPreprocessor(load_hf_tokenizer("minilm/"), sequence_length=64)
-        inputs = preprocessor(["I love it", "meh"])      # padded to the longer of the two, not to 64
+    >>> from kzoo.data import BertWordPieceTokenizer
+    >>> tokenizer = BertWordPieceTokenizer(vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "i", "love", "it"])
+    >>> preprocessor = TextPreprocessor(tokenizer, sequence_length=64)
+    >>> inputs = preprocessor(["I love it", "meh"])      # padded to the longer of the two, not to 64
+    >>> inputs["token_ids"].tolist()
+    [[2, 4, 5, 6, 3], [2, 1, 3, 0, 0]]
+    >>> preprocessor(["I love it"], ["it"])["segment_ids"].tolist()   # a pair: [CLS] A [SEP] B [SEP]
+    [[0, 0, 0, 0, 0, 1, 1]]
     """
 
     def __init__(self, tokenizer, sequence_length=128, truncate="round_robin"):
@@ -164,17 +178,31 @@ def bucketed_order(lengths, batch_size, shuffle, rng, pool_batches=50):
 class BucketedBatches(keras.utils.PyDataset):
     """Batches of encoded examples, each trimmed to its longest member (rounded up to `round_to`).
 
+    A `keras.utils.PyDataset`: `fit`, `evaluate` and `predict` take it on every backend (on TensorFlow
+    `as_tf_dataset()` with `epoch_callback()`, as task models do for raw text).
+
     Args:
         inputs: dict of (N, S) arrays from `TextPreprocessor.encode`; `lengths`: (N,) tokens per example.
         y, sample_weight: arrays (or dicts of arrays) with N rows, or None. Arrays listed in
             `per_token` (names "y" / "sample_weight") are (N, S) and trimmed like the inputs.
+        batch_size: examples per batch (the last batch may be smaller).
         shuffle: new random similar-length batches every epoch (training); False keeps length order
             (`order` says which example each output row is, to restore the caller's order).
         seed, epoch: epoch e's batches are drawn from (seed, e) alone, so a run resumed at epoch e (start
             there with `epoch=e`) sees the batches the unbroken run saw.
+        round_to: batch widths are rounded up to a multiple of this, so JAX and XLA compile few shapes.
+        keys: the input keys to serve (e.g. the model's `input_keys`); None: all of `inputs`.
         multiple: every batch's rows a multiple of this (JAX's `keras.distribution` shards each batch evenly
             over its devices); `batch_size` must be one. N mod `multiple` examples, drawn at random (other ones
             each epoch with `shuffle`), sit out each pass, like the rows tf.data's `drop_remainder` skips.
+        **kwargs: `keras.utils.PyDataset` arguments (`workers`, ...).
+
+    Example:
+    >>> import numpy as np
+    >>> inputs = {"token_ids": np.ones((3, 64), "int32"), "padding_mask": np.ones((3, 64), "int32")}
+    >>> batches = BucketedBatches(inputs, lengths=np.array([5, 40, 7]), batch_size=2)
+    >>> [batches[i][0]["token_ids"].shape for i in range(len(batches))], batches.order.tolist()
+    ([(2, 16), (1, 48)], [0, 2, 1])
     """
 
     def __init__(self, inputs, lengths, y=None, sample_weight=None, batch_size=32, shuffle=False, seed=0,

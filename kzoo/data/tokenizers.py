@@ -18,6 +18,18 @@ class BertWordPieceTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
     keras-hub lower-cases with Unicode case folding (NFKC casefold: "ß" → "ss", "ﬁ" → "fi"); HF's BertTokenizer
     uses `str.lower()`, which keeps them. `hf_lowercase=True` lower-cases with `tf.strings.lower` (ICU
     lower-casing, as `str.lower`) before keras-hub's own accent stripping and splitting, so ids match HF's.
+    `load_wordpiece` builds one from a `vocab.txt`.
+
+    Args:
+        hf_lowercase: lower-case as Hugging Face's `BertTokenizer` does (keras-hub's `lowercase` is turned off).
+        **kwargs: `keras_hub.tokenizers.WordPieceTokenizer` arguments: `vocabulary` (a list of tokens or a
+            file), `sequence_length`, `strip_accents`, `oov_token`, ...
+
+    Example:
+    >>> import numpy as np
+    >>> tokenizer = BertWordPieceTokenizer(vocabulary=["[UNK]", "the", "play", "##ing", "straße"])
+    >>> np.asarray(tokenizer("The PLAYING straße")).tolist()   # keras-hub's casefold would give "strasse"
+    [1, 2, 3, 4]
     """
 
     def __init__(self, hf_lowercase=True, **kwargs):
@@ -46,6 +58,12 @@ class LowercaseSentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenize
 
     Hugging Face's `AlbertTokenizer` also strips accents and rewrites quotes before SentencePiece; that
     preprocessing is not reproduced here yet, so ids can differ from HF's on accented or quoted text.
+    `train_sentencepiece` and `load_hf_tokenizer` return one.
+
+    Args:
+        lowercase: lower-case the text first.
+        proto: a `spiece.model` path (checked, so an error names it) or its bytes.
+        **kwargs: `keras_hub.tokenizers.SentencePieceTokenizer` arguments (`sequence_length`, ...).
     """
 
     def __init__(self, lowercase=True, proto=None, **kwargs):
@@ -67,10 +85,21 @@ class LowercaseSentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenize
 def load_wordpiece(vocabulary, lowercase=True, strip_accents=None, sequence_length=None):
     """A `BertWordPieceTokenizer` (keras-hub WordPiece) on a `vocab.txt`, configured like HF's `BertTokenizer`.
 
-    `strip_accents=None` follows `lowercase`, as in bert-base-uncased (HF's rule).
+    Args:
+        vocabulary: path of a `vocab.txt`: UTF-8, one token a line, with an `[UNK]` token.
+        lowercase: lower-case the text first (uncased models).
+        strip_accents: strip accents; None follows `lowercase`, as in bert-base-uncased (HF's rule).
+        sequence_length: pad or cut the tokenizer's output to this length; None: ragged output.
 
     Example:
-        tokenizer = load_wordpiece("vocab.txt"); tokenizer(["Café au lait!"])
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> vocab = os.path.join(tempfile.mkdtemp(), "vocab.txt")
+    >>> with open(vocab, "w") as f:
+    ...     _ = f.write("\\n".join(["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "cafe", "au", "lait", "!"]))
+    >>> tokenizer = load_wordpiece(vocab)
+    >>> np.asarray(tokenizer("Café au lait!")).tolist()
+    [5, 6, 7, 8]
     """
     if not present(vocabulary):
         raise FileNotFoundError(f"WordPiece vocabulary {vocabulary} does not exist.")
@@ -137,6 +166,23 @@ def load_hf_tokenizer(directory, sequence_length=None):
 
     `vocab.txt` (WordPiece, settings from `tokenizer_config.json`), else a WordPiece `tokenizer.json`, else
     `spiece.model` (SentencePiece, lower-cased first when `do_lower_case`, ALBERT's default).
+
+    Args:
+        directory: a Hugging Face model folder, or a kzoo preset folder holding a tokenizer.
+        sequence_length: pad or cut the tokenizer's output to this length; None: ragged output.
+
+    Returns:
+        A `BertWordPieceTokenizer` or `LowercaseSentencePieceTokenizer`, or None.
+
+    Example:
+    >>> import os, tempfile
+    >>> tokenizer = BertWordPieceTokenizer(vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "hello"],
+    ...                                    strip_accents=True)
+    >>> folder = tempfile.mkdtemp()
+    >>> [os.path.basename(path) for path in save_tokenizer(tokenizer, folder)]
+    ['vocab.txt', 'tokenizer_config.json']
+    >>> load_hf_tokenizer(folder).get_vocabulary() == tokenizer.get_vocabulary()
+    True
     """
     settings = {}
     config_path = os.path.join(directory, "tokenizer_config.json")
@@ -190,8 +236,21 @@ class SpecialIds:
 
 def special_ids(tokenizer, require_mask=True):
     """[CLS], [SEP], padding ([PAD] or SentencePiece's <pad>) and [MASK] ids, or a ValueError naming the
-    missing token. Fine-tuning needs no [MASK] (`require_mask=False` gives None when it is absent). The unknown
-    token ([UNK] / <unk>) is None when the vocabulary has none. A tokenizer loaded from a file names it."""
+    missing token. The unknown token ([UNK] / <unk>) is None when the vocabulary has none. A tokenizer loaded
+    from a file names it.
+
+    Args:
+        tokenizer: a keras-hub tokenizer.
+        require_mask: raise when there is no [MASK]; False (fine-tuning needs none) gives None instead.
+
+    Returns:
+        A `SpecialIds` with fields `cls`, `sep`, `pad`, `mask`, `unk`.
+
+    Example:
+    >>> tokenizer = BertWordPieceTokenizer(vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "hi"])
+    >>> special_ids(tokenizer)
+    SpecialIds(cls=2, sep=3, pad=0, mask=4, unk=1)
+    """
     vocabulary = set(tokenizer.get_vocabulary())
     owner = getattr(tokenizer, "source_file", None) or "The tokenizer's vocabulary"
     found = {}
@@ -209,7 +268,16 @@ def special_ids(tokenizer, require_mask=True):
 
 def save_tokenizer(tokenizer, directory):
     """Write `tokenizer` as Hugging Face-style files that `load_hf_tokenizer` reads back: `vocab.txt` (WordPiece)
-    or `spiece.model` (SentencePiece), plus `tokenizer_config.json` with its case setting. Returns the paths."""
+    or `spiece.model` (SentencePiece), plus `tokenizer_config.json` with its case setting (example in
+    `load_hf_tokenizer`).
+
+    Args:
+        tokenizer: a keras-hub WordPiece or SentencePiece tokenizer.
+        directory: an existing folder; files of the same names are overwritten.
+
+    Returns:
+        The paths written.
+    """
     if isinstance(tokenizer, keras_hub.tokenizers.SentencePieceTokenizer):
         path = os.path.join(directory, "spiece.model")
         with open(path, "wb") as f:

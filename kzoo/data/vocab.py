@@ -18,6 +18,14 @@ SENTENCEPIECE_SPECIALS = ("[CLS]", "[SEP]", "[MASK]")
 
 @dataclasses.dataclass
 class VocabularyReport:
+    """What a tokenizer training wrote; `str(report)` says it in one line.
+
+    Attributes:
+        path: the vocabulary file written.
+        requested: the vocabulary size asked for.
+        size: the size reached.
+    """
+
     path: str
     requested: int
     size: int
@@ -48,8 +56,23 @@ def train_wordpiece(corpus, vocabulary_size, output_file, lowercase=True):
     minute. Lower-casing is `str.lower` as in the tokenizer kzoo loads, accents stripped when lower-casing
     (bert-base-uncased's rule). Specials first: [PAD]=0, [UNK]=1, [CLS]=2, [SEP]=3, [MASK]=4.
 
+    Args:
+        corpus: a folder of `.txt` files, one file, or a list of them (see `iter_documents`).
+        vocabulary_size: the number of tokens wanted, specials included; a small corpus may give fewer.
+        output_file: the `vocab.txt` to write (atomically).
+        lowercase: lower-case the text (an uncased vocabulary).
+
+    Returns:
+        (`BertWordPieceTokenizer` on the new file, `VocabularyReport`).
+
     Example:
-        tokenizer, report = train_wordpiece("corpus/", 8000, "out/vocab.txt")
+    >>> import os, tempfile
+    >>> corpus = tempfile.mkdtemp()
+    >>> with open(os.path.join(corpus, "a.txt"), "w") as f:
+    ...     _ = f.write("The cat sat on the mat. The dog sat on the log.\\n\\nA cat and a dog played all day.\\n")
+    >>> tokenizer, report = train_wordpiece(corpus, 40, os.path.join(tempfile.mkdtemp(), "vocab.txt"))
+    >>> tokenizer.get_vocabulary()[:6], report.size <= 40
+    (['[PAD]', '[UNK]', '[CLS]', '[SEP]', '[MASK]', '.'], True)
     """
     import tensorflow as tf
     from tensorflow_text.tools.wordpiece_vocab import bert_vocab_from_dataset
@@ -76,8 +99,24 @@ def train_sentencepiece(corpus, vocabulary_size, output_file, lowercase=True, mo
     cannot add the [CLS]/[SEP]/[MASK] pieces. Text is lower-cased first when `lowercase` (ALBERT's
     `do_lower_case`), as the returned tokenizer does.
 
+    Args:
+        corpus: a folder of `.txt` files, one file, or a list of them (see `iter_documents`).
+        vocabulary_size: the number of pieces wanted, specials included; a small corpus may give fewer.
+        output_file: the `spiece.model` to write (atomically).
+        lowercase: lower-case the text first.
+        model_type: sentencepiece's model type: "unigram" (ALBERT's) or "bpe".
+
+    Returns:
+        (`LowercaseSentencePieceTokenizer` on the new file, `VocabularyReport`).
+
     Example:
-        tokenizer, report = train_sentencepiece("corpus/", 8000, "out/spiece.model")
+    >>> import os, tempfile
+    >>> corpus = tempfile.mkdtemp()
+    >>> with open(os.path.join(corpus, "a.txt"), "w") as f:
+    ...     _ = f.write("The cat sat on the mat. The dog sat on the log.\\n\\nA cat and a dog played all day.\\n")
+    >>> tokenizer, report = train_sentencepiece(corpus, 40, os.path.join(tempfile.mkdtemp(), "spiece.model"))
+    >>> tokenizer.get_vocabulary()[:5], report.shortfall     # a corpus this small supports fewer pieces
+    (['<pad>', '<unk>', '[CLS]', '[SEP]', '[MASK]'], True)
     """
     import sentencepiece
 

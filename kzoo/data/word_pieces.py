@@ -24,14 +24,26 @@ WORD_PATTERN = re.compile(r"\w+|[^\w\s]")
 
 
 def split_words(text):
-    """Words and punctuation marks of `text`, and their (start, end) character spans."""
+    """Words and punctuation marks of `text`, and their (start, end) character spans (example above).
+
+    Args:
+        text: a string.
+
+    Returns:
+        (list of words, list of (start, end) spans).
+    """
     matches = list(WORD_PATTERN.finditer(text))
     return [m.group() for m in matches], [m.span() for m in matches]
 
 
 def as_word_lists(examples, name="texts"):
     """Each example as a list of words: strings (or UTF-8 bytes) are split with `split_words`, lists of words kept;
-    a ValueError names an example without words, or the example or word that is no text (see `check_text`)."""
+    a ValueError names an example without words, or the example or word that is no text (see `check_text`).
+
+    Args:
+        examples: a non-empty list of strings or of word lists.
+        name: how errors name the list ("texts[3] has no words").
+    """
     if examples is None or isinstance(examples, (str, bytes)) or not len(examples):
         raise ValueError(f"{name} must be a non-empty list of strings or of word lists.")
     word_lists = []
@@ -51,6 +63,8 @@ def as_word_lists(examples, name="texts"):
 
 @dataclasses.dataclass
 class PiecedWords:
+    """What `tokenize_words` gives: each example's pieces and the word of each piece."""
+
     pieces: list  # per example: int32 piece ids, all words concatenated
     word_of_piece: list  # per example: int32 index of the word each piece belongs to
 
@@ -62,7 +76,23 @@ class PiecedWords:
 
 def tokenize_words(preprocessor, word_lists):
     """Tokenize every word of every example in one call; a word that yields no piece (e.g. a lone control
-    character) becomes the unknown token, so no word loses its place."""
+    character) becomes the unknown token, so no word loses its place.
+
+    Args:
+        preprocessor: a `TextPreprocessor` (its tokenizer and special ids).
+        word_lists: a list of examples, each a list of words (see `as_word_lists`).
+
+    Returns:
+        A `PiecedWords`: per example, `pieces` (int32 ids) and `word_of_piece` (the word index of each piece).
+
+    Example:
+    >>> from kzoo.data import BertWordPieceTokenizer
+    >>> from kzoo.data.task_inputs import TextPreprocessor
+    >>> tokenizer = BertWordPieceTokenizer(vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "ada", "play", "##s"])
+    >>> pieced = tokenize_words(TextPreprocessor(tokenizer), [["Ada", "plays"]])
+    >>> pieced.pieces[0].tolist(), pieced.word_of_piece[0].tolist(), pieced.first_pieces(0).tolist()
+    ([4, 5, 6], [0, 1, 1], [0, 1])
+    """
     flat = [word for words in word_lists for word in words]
     piece_lists = preprocessor.tokenize(flat)
     unknown = preprocessor.special.unk

@@ -59,6 +59,19 @@ class Distiller(StringInputsMixin, BatchChecksMixin, keras.Model):
     `save_weights` / `load_weights` checkpoint the whole training state, optimizer included (what
     `BackupAndRestore` resumes from); `predict` is the student's.
 
+    Args:
+        student: the model to train: a `TextClassifier`, `TokenClassifier` or pretrainer.
+        teacher: a trained model of the same kind and classes (or vocabulary, for MLM); it stays frozen.
+        temperature: the softmax temperature T of the KD loss.
+        alpha: the weight of the hard-label loss (the student's own loss on the labels).
+        kd_weight: the weight of the KD loss; None: 1 − `alpha`.
+        cosine_weight: the weight of the hidden-state cosine loss; 0 leaves it out.
+        mlm_kd_positions: MLM distillation only: KD at "all" non-padding tokens or only at the "masked" ones.
+        cosine_layers: one teacher layer index per student layer for a layer-wise cosine loss; None: the last
+            hidden states only. Needs `cosine_weight` > 0.
+        name: the model's name.
+        **kwargs: other `keras.Model` arguments.
+
     Example:
     >>> import numpy as np
     >>> from kzoo.models import BertBackbone, TextClassifier
@@ -267,8 +280,14 @@ class Distiller(StringInputsMixin, BatchChecksMixin, keras.Model):
 
     # Keras hooks ------------------------------------------------------------------------------------------
     def compile(self, optimizer="adamw", metrics=None, **kwargs):
-        """`metrics`: extra `keras.metrics.Metric`s on (labels, student logits, weights) — for MLM the mask ids
-        and logits at the masked positions. The losses come from the constructor."""
+        """Keras' `compile`, without `loss`: the losses come from the constructor.
+
+        Args:
+            optimizer: a Keras optimizer or its name; it trains the student's variables only.
+            metrics: extra `keras.metrics.Metric`s on (labels, student logits, weights) — for MLM the mask ids
+                and logits at the masked positions.
+            **kwargs: other `keras.Model.compile` arguments (`jit_compile`, `steps_per_execution`).
+        """
         if kwargs.get("loss") is not None:
             raise ValueError("Distiller builds its loss from alpha, kd_weight and cosine_weight; compile() takes "
                              "no `loss`.")

@@ -16,6 +16,15 @@ def kd_loss(teacher_logits, student_logits, temperature=2.0, weights=None):
     The T² factor keeps its gradients on the scale of the hard-label loss whatever T is. `weights` has the
     logits' shape without the last axis (e.g. MLM mask weights); computed in float32 under mixed precision.
 
+    Args:
+        teacher_logits: (..., classes) logits of the teacher.
+        student_logits: the student's, of the same shape.
+        temperature: the softmax temperature T.
+        weights: each position's weight, the logits' shape without the last axis; None: all equal.
+
+    Returns:
+        A float32 scalar: the weighted mean of T²·KL over the positions.
+
     Example:
     >>> import numpy as np
     >>> float(kd_loss(np.array([[1.0, 2.0]]), np.array([[1.0, 2.0]]))) == 0.0
@@ -31,6 +40,14 @@ def kd_loss(teacher_logits, student_logits, temperature=2.0, weights=None):
 
 def cosine_loss(student_hidden, teacher_hidden, padding_mask=None):
     """DistilBERT's hidden-state loss: mean of 1 − cos(h_s, h_t) over the non-padding tokens.
+
+    Args:
+        student_hidden: (batch, sequence, hidden) student states.
+        teacher_hidden: the teacher's, of the same shape.
+        padding_mask: (batch, sequence) token weights, 0 for padding; None: every token.
+
+    Returns:
+        A float32 scalar.
 
     Example:
     >>> import numpy as np

@@ -3,12 +3,18 @@ teacher's layers (DistilBERT's recipe, docs/design.md §6)."""
 
 import numpy as np
 
+from kzoo.architectures import ARCHITECTURES, of_backbone
 from kzoo.models.backbone import Backbone
 
 
 def spread_layers(teacher_layers, student_layers):
     """Indices of `student_layers` teacher layers spread evenly from the first to the last, rounded.
 
+    Args:
+        teacher_layers: the teacher's number of layers.
+        student_layers: the student's, from 1 to `teacher_layers` (1 takes the last layer).
+
+    Example:
     >>> spread_layers(12, 6), spread_layers(6, 3)
     ([0, 2, 4, 7, 9, 11], [0, 2, 5])
     """
@@ -29,6 +35,16 @@ def student_backbone(teacher, num_layers, architecture=None, dropout=None):
     """A fresh backbone like `teacher`'s with `num_layers` layers; `architecture="distil_bert"` makes a
     DistilBERT (no token types, no pooler) of the same widths from a BERT teacher.
 
+    Args:
+        teacher: a backbone or task model; its backbone's config is copied.
+        num_layers: the student's number of layers.
+        architecture: None (the teacher's class), "bert", "distil_bert" or "albert" (only from ALBERT).
+        dropout: the student's dropout rate; None: the teacher's.
+
+    Returns:
+        A randomly initialised backbone: fill it with `init_student`.
+
+    Example:
     >>> from kzoo.models import BertBackbone
     >>> teacher = BertBackbone(vocabulary_size=100, num_layers=4, num_heads=2, hidden_dim=16,
     ...                        intermediate_dim=32, max_sequence_length=32)
@@ -42,15 +58,13 @@ def student_backbone(teacher, num_layers, architecture=None, dropout=None):
     config.pop("name", None)
     if dropout is not None:
         config["dropout"] = dropout
-    classes = {"bert": models.BertBackbone, "distil_bert": models.DistilBertBackbone,
-               "albert": models.AlbertBackbone, None: type(teacher)}
-    if architecture not in classes:
+    if architecture is not None and architecture not in ARCHITECTURES:
         raise ValueError(f"Unknown student architecture {architecture!r}; use one of "
-                         f"{[name for name in classes if name]} or None (the teacher's).")
-    target = classes[architecture]
-    if (target is models.AlbertBackbone) != isinstance(teacher, models.AlbertBackbone):
+                         f"{list(ARCHITECTURES)} or None (the teacher's).")
+    target = type(teacher) if architecture is None else getattr(models, ARCHITECTURES[architecture].backbone)
+    if of_backbone(target).shares_layers != of_backbone(teacher).shares_layers:  # ALBERT's layout is its own
         raise ValueError(f"A {target.__name__} student cannot be made from a {type(teacher).__name__} teacher.")
-    if target is models.DistilBertBackbone:
+    if not of_backbone(target).segments:
         config.pop("num_segments", None)
     return target(**config)
 
@@ -63,6 +77,26 @@ def init_student(student, teacher, layers=None):
     student's position embeddings (DistilBERT has no token types, and BERT adds type 0 to every single-segment
     token). Heads are copied when both models have them with the same shapes: the MLM and sentence-pair heads
     of pretrainers, a classifier's layers.
+
+    Args:
+        student: a backbone or task model (e.g. on `student_backbone(teacher, n)`), changed in place.
+        teacher: a backbone or task model with the same vocabulary and hidden width.
+        layers: the teacher layer to copy into each student layer; None: `spread_layers`. (ALBERT copies its
+            shared blocks one to one instead.)
+
+    Returns:
+        The list of teacher layer indices used (what `Distiller(cosine_layers=...)` takes).
+
+    Example:
+    >>> import numpy as np
+    >>> from kzoo.models import BertBackbone
+    >>> teacher = BertBackbone(vocabulary_size=100, num_layers=4, num_heads=2, hidden_dim=16,
+    ...                        intermediate_dim=32, max_sequence_length=32)
+    >>> student = student_backbone(teacher, num_layers=2)
+    >>> init_student(student, teacher)
+    [0, 3]
+    >>> bool(np.array_equal(student.encoder.blocks[1].get_weights()[0], teacher.encoder.blocks[3].get_weights()[0]))
+    True
     """
     s_backbone, t_backbone = _backbone(student), _backbone(teacher)
     _check_widths(s_backbone, t_backbone)

@@ -26,10 +26,37 @@ def saved_model(model, directory, with_preprocessing=True, preprocessor=None, to
     model is saved to a temporary preset and exported by a TensorFlow-backend process. The write is atomic: a
     failure leaves nothing at `directory`; an existing `directory` needs `overwrite=True`.
 
-    Example:
-        kzoo.export.saved_model(classifier, "saved_models/sentiment")
-        reloaded = tf.saved_model.load("saved_models/sentiment")
-        reloaded.signatures["serve_text"](text=tf.constant(["what a lovely day"]))["probabilities"]
+    Args:
+        model: a kzoo backbone, pretrainer or task model.
+        directory: the SavedModel folder to write.
+        with_preprocessing: add the raw-string signatures (needs a preprocessor); False: `serve_ids` only.
+        preprocessor: the `TextPreprocessor` to put in the graph; None: the model's own.
+        top_k: how many MLM predictions a pretrainer's signatures return at each position.
+        overwrite: replace an existing `directory`.
+
+    Returns:
+        `directory`.
+
+    Example (run on the TensorFlow backend only here: from JAX it would start a TensorFlow process):
+    >>> import os, tempfile
+    >>> import keras, pytest
+    >>> if keras.backend.backend() != "tensorflow":
+    ...     pytest.skip("the export examples run on the TensorFlow backend")
+    >>> import tensorflow as tf
+    >>> import tensorflow_text  # registers the tokenizer's ops
+    >>> from kzoo.data import BertWordPieceTokenizer
+    >>> from kzoo.data.task_inputs import TextPreprocessor
+    >>> from kzoo.models import BertBackbone, TextClassifier
+    >>> tokenizer = BertWordPieceTokenizer(vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "day"])
+    >>> backbone = BertBackbone(vocabulary_size=6, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
+    ...                         max_sequence_length=32)
+    >>> classifier = TextClassifier(backbone, label_names=["negative", "positive"],
+    ...                             preprocessor=TextPreprocessor(tokenizer, sequence_length=16))
+    >>> directory = saved_model(classifier, os.path.join(tempfile.mkdtemp(), "sentiment"))
+    >>> served = tf.saved_model.load(directory)    # where only tensorflow and tensorflow-text are installed
+    >>> outputs = served.signatures["serve_text"](text=tf.constant(["a good day"]))
+    >>> sorted(outputs), tuple(outputs["probabilities"].shape)
+    (['label', 'logits', 'probabilities'], (1, 2))
     """
     serving.check_exportable(model)
     if os.path.exists(directory) and not overwrite:

@@ -8,6 +8,7 @@ import numpy as np
 from kzoo.atomic import atomic_file
 from kzoo.export import serving
 from kzoo.export.tensorflow_backend import export_in_tensorflow, on_tensorflow
+from kzoo.native_logs import native_stderr_quieted
 
 QUANTIZE_MODES = (None, "int8")
 SIGNATURE = "serve_ids"
@@ -29,11 +30,42 @@ def tflite(model, path, quantize=None, sequence_length=None, top_k=5, with_prepr
     `preprocessor`, to at most `sequence_length` tokens (default: the preprocessor's, else the backbone's
     maximum); `TFLiteRunner` pads to it. `quantize="int8"` stores weights as int8 (dynamic-range
     quantization: activations stay float, no calibration data needed). Conversion uses built-in ops only.
-    The write is atomic; an existing file needs `overwrite=True`.
+    The write is atomic; an existing file needs `overwrite=True`. On the JAX or torch backend the model is
+    exported by a TensorFlow-backend process.
 
-    Example:
-        kzoo.export.tflite(classifier, "saved_models/sentiment.tflite", quantize="int8")
-        probabilities = TFLiteRunner("saved_models/sentiment.tflite")(inputs)["probabilities"]
+    Args:
+        model: a kzoo backbone, pretrainer or task model.
+        path: the file to write; its name ends with `.tflite`.
+        quantize: None (float32 weights) or "int8".
+        sequence_length: the file's fixed input length, from 3 to the backbone's `max_sequence_length`; None:
+            the preprocessor's `sequence_length`, else the backbone's maximum.
+        top_k: how many MLM predictions a pretrainer's file returns at each position.
+        with_preprocessing: True is refused, saying why (the tokenizer's ops are not TFLite built-ins).
+        overwrite: replace an existing file.
+
+    Returns:
+        `path`.
+
+    Example (run on the TensorFlow backend only here: from JAX it would start a TensorFlow process):
+    >>> import os, tempfile
+    >>> import keras, pytest
+    >>> if keras.backend.backend() != "tensorflow":
+    ...     pytest.skip("the export examples run on the TensorFlow backend")
+    >>> from kzoo.data import BertWordPieceTokenizer
+    >>> from kzoo.data.task_inputs import TextPreprocessor
+    >>> from kzoo.models import BertBackbone, TextClassifier
+    >>> tokenizer = BertWordPieceTokenizer(vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "day"])
+    >>> backbone = BertBackbone(vocabulary_size=6, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32,
+    ...                         max_sequence_length=32)
+    >>> classifier = TextClassifier(backbone, label_names=["negative", "positive"],
+    ...                             preprocessor=TextPreprocessor(tokenizer, sequence_length=16))
+    >>> path = tflite(classifier, os.path.join(tempfile.mkdtemp(), "sentiment.tflite"), quantize="int8")
+    >>> runner = TFLiteRunner(path)
+    >>> runner.sequence_length, runner.input_keys
+    (16, ('padding_mask', 'segment_ids', 'token_ids'))
+    >>> outputs = runner(classifier.preprocessor(["a good day"]))   # tokenized on the host, padded to 16
+    >>> sorted(outputs), outputs["probabilities"].shape
+    (['logits', 'probabilities'], (1, 2))
     """
     if quantize not in QUANTIZE_MODES:
         raise ValueError(f"quantize must be one of {QUANTIZE_MODES}; got {quantize!r}.")
@@ -83,11 +115,16 @@ class TFLiteRunner:
     """Runs an exported `.tflite` file with ai-edge-litert's interpreter (`tf.lite.Interpreter` is deprecated).
 
     Call it with the id inputs (int32 (batch, length ≤ the file's sequence length)); they are padded to the
-    file's fixed length, and per-token outputs are cut back to `length`.
+    file's fixed length, and per-token outputs are cut back to `length`. It returns the outputs as a dict of
+    numpy arrays. `sequence_length` and `input_keys` say what the file takes.
 
-    Example:
+    Args:
+        path: a file written by `tflite`.
+        num_threads: the interpreter's CPU threads; None: its default.
+
+    Example (a whole run, from export to outputs, is in `tflite`'s docstring):
         runner = TFLiteRunner("saved_models/sentiment.tflite")
-        runner(preprocessor(["what a lovely day"]))["probabilities"]
+        runner(classifier.preprocessor(["what a lovely day"]))["probabilities"]
     """
 
     def __init__(self, path, num_threads=None):
@@ -97,6 +134,8 @@ class TFLiteRunner:
             raise FileNotFoundError(f"TFLite file {path} does not exist.")
         self.path = path
         self.interpreter = Interpreter(model_path=path, num_threads=num_threads)
+        with native_stderr_quieted():  # LiteRT announces its XNNPACK delegate here, on stderr (kzoo/native_logs.py)
+            self.interpreter.allocate_tensors()
         self.runner = self.interpreter.get_signature_runner(SIGNATURE)
         details = self.runner.get_input_details()
         self.input_keys = tuple(sorted(details))

@@ -4,12 +4,30 @@ import keras
 
 
 def gelu_exact(x):
-    """GELU with the erf: Hugging Face BERT and DistilBERT (`hidden_act="gelu"`)."""
+    """GELU with the erf: Hugging Face BERT and DistilBERT (`hidden_act="gelu"`).
+
+    Args:
+        x: a tensor.
+
+    Example:
+    >>> import numpy as np
+    >>> round(float(gelu_exact(np.array(1.0, "float32"))), 4)
+    0.8413
+    """
     return keras.activations.gelu(x, approximate=False)
 
 
 def gelu_approximate(x):
-    """GELU with the tanh approximation: ALBERT (`"gelu_new"`), original BERT code and keras-hub's BERT."""
+    """GELU with the tanh approximation: ALBERT (`"gelu_new"`), original BERT code and keras-hub's BERT.
+
+    Args:
+        x: a tensor.
+
+    Example:
+    >>> import numpy as np
+    >>> round(float(gelu_approximate(np.array(1.0, "float32"))), 4)
+    0.8412
+    """
     return keras.activations.gelu(x, approximate=True)
 
 
@@ -23,7 +41,16 @@ _NAMED = {
 
 
 def get_activation(name):
-    """Resolve `name` ("gelu" = exact, "gelu_approximate"/"gelu_new" = tanh, or any Keras activation)."""
+    """The activation function called `name`; a `ValueError` lists the known names.
+
+    Args:
+        name: "gelu" / "gelu_exact" (erf), "gelu_approximate" / "gelu_new" / "gelu_pytorch_tanh" (tanh), any
+            Keras activation name ("relu"), or a callable, returned as is.
+
+    Example:
+    >>> get_activation("gelu_new") is gelu_approximate, get_activation("relu").__name__
+    (True, 'relu')
+    """
     if callable(name):
         return name
     if name in _NAMED:

@@ -5,7 +5,7 @@ import math
 import keras
 from keras import ops
 
-from kzoo.layers.embeddings import truncated_normal
+from kzoo.layers.initializers import truncated_normal
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
@@ -18,6 +18,16 @@ class MultiHeadSelfAttention(keras.layers.Layer):
     otherwise materialises the scores with einsum + softmax. Here inference always takes the fused op;
     only training with attention dropout > 0 takes the explicit path, because the fused op has no dropout
     (and float16 on a JAX CPU: `_fused_attention_unavailable`).
+
+    Call it as `layer(inputs, padding_mask)`: inputs (batch, sequence, `hidden_dim`), padding_mask (batch,
+    sequence) with 1 for real tokens and 0 for padding, which no token attends to.
+
+    Args:
+        num_heads: the number of attention heads; must divide `hidden_dim`.
+        hidden_dim: the width of the inputs, outputs and of every projection.
+        dropout: dropout rate on the attention probabilities (training only).
+        initializer_range: standard deviation of the truncated-normal initial kernels.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Example:
     >>> import numpy as np

@@ -1,21 +1,10 @@
 """Input embeddings: BERT's token + position + segment sum, and ALBERT's factorized variant."""
 
-import contextlib
-
 import keras
 from keras import ops
 
+from kzoo.layers.initializers import truncated_normal, zero_init  # noqa: F401 (zero_init's old home)
 from kzoo.layers.validation import check_ids_in_range, check_sequence_length
-
-
-_ZERO_INIT = [False]
-
-
-def truncated_normal(stddev=0.02):
-    """The initializer every BERT-family weight uses (docs/design.md §4); zeros inside `zero_init()`."""
-    if _ZERO_INIT[0]:
-        return keras.initializers.Zeros()
-    return keras.initializers.TruncatedNormal(stddev=stddev)
 
 
 def embedding_table(layer):
@@ -27,25 +16,24 @@ def embedding_table(layer):
     return table
 
 
-@contextlib.contextmanager
-def zero_init():
-    """Build models with zero weights: a fast way to count the parameters of large presets.
-
-    Sampling 335M truncated-normal values for BERT-large takes ~17 s on a 2-core CPU; zeros take well under 1 s.
-    """
-    _ZERO_INIT[0] = True
-    try:
-        yield
-    finally:
-        _ZERO_INIT[0] = False
-
-
 @keras.saving.register_keras_serializable(package="kzoo")
 class TokenAndPositionEmbedding(keras.layers.Layer):
     """Word + learned position (+ segment) embeddings, then LayerNorm and dropout.
 
-    `num_segments=0` drops the segment table (DistilBERT). Token ids, segment ids and the sequence length are
-    validated against their limits on every backend (JAX would otherwise clamp out-of-range ids silently).
+    Token ids, segment ids and the sequence length are validated against their limits on every backend (JAX
+    would otherwise clamp out-of-range ids silently). Call it as `layer(token_ids, segment_ids)`, both (batch,
+    sequence) ints; the output is (batch, sequence, `embedding_dim`).
+
+    Args:
+        vocabulary_size: the number of token ids.
+        embedding_dim: the width of every embedding table and of the output.
+        max_sequence_length: the number of learned positions: the longest input it takes.
+        num_segments: the number of segment (token type) ids; 0 drops the segment table (DistilBERT), and then
+            `segment_ids` are not needed.
+        dropout: dropout rate after the LayerNorm.
+        layer_norm_epsilon: the LayerNorm's epsilon.
+        initializer_range: standard deviation of the truncated-normal initial weights.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Example:
     >>> import numpy as np
@@ -137,6 +125,12 @@ class TokenAndPositionEmbedding(keras.layers.Layer):
 @keras.saving.register_keras_serializable(package="kzoo")
 class FactorizedEmbedding(TokenAndPositionEmbedding):
     """ALBERT's embedding: V×E tables, LayerNorm and dropout at width E, then a Dense E→H projection.
+
+    Args:
+        vocabulary_size: the number of token ids (V).
+        embedding_dim: the width of the embedding tables (E).
+        hidden_dim: the width of the output (H).
+        **kwargs: the other `TokenAndPositionEmbedding` arguments (`max_sequence_length`, `num_segments`, ...).
 
     Example:
     >>> import numpy as np

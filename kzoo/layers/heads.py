@@ -4,13 +4,19 @@ import keras
 from keras import ops
 
 from kzoo.layers.activations import get_activation
-from kzoo.layers.embeddings import embedding_table, truncated_normal
+from kzoo.layers.embeddings import embedding_table
+from kzoo.layers.initializers import truncated_normal
 from kzoo.layers.validation import gather_positions
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class Pooler(keras.layers.Layer):
-    """Dense(H, tanh) on the first ([CLS]) token.
+    """Dense(H, tanh) on the first ([CLS]) token: (batch, sequence, H) → (batch, H).
+
+    Args:
+        hidden_dim: the output width (H).
+        initializer_range: standard deviation of the truncated-normal initial kernel.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Example:
     >>> import numpy as np
@@ -52,6 +58,19 @@ class MaskedLMHead(keras.layers.Layer):
     part of the config: the task model that owns both layers re-ties them when it is rebuilt. keras-hub's
     `MaskedLMHead` needs its own `ReversibleEmbedding`; this one ties to a plain Keras `Embedding` and validates
     `mask_positions` (JAX clamps out-of-range gathers).
+
+    Call it as `head(sequence_output, mask_positions)`: (batch, sequence, H) and (batch, P) ints → logits (batch,
+    P, `vocabulary_size`); without `mask_positions`, logits at every position.
+
+    Args:
+        vocabulary_size: the number of output logits per position (V).
+        embedding_dim: the width of the decoder (E): the word embeddings' width.
+        token_embedding: a `keras.layers.Embedding` of shape (V, E) to tie the decoder to, or None for an own
+            decoder kernel.
+        activation: the dense layer's activation (`get_activation` names).
+        layer_norm_epsilon: the LayerNorm's epsilon.
+        initializer_range: standard deviation of the truncated-normal initial weights.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Example:
     >>> import numpy as np
@@ -119,6 +138,11 @@ class MaskedLMHead(keras.layers.Layer):
 class SentencePairHead(keras.layers.Layer):
     """Dense(num_classes) on the pooled output: the shape of both NSP and SOP.
 
+    Args:
+        num_classes: the number of output logits.
+        initializer_range: standard deviation of the truncated-normal initial kernel.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
+
     Example:
     >>> import numpy as np
     >>> tuple(SentencePairHead()(np.ones((4, 8), "float32")).shape)
@@ -152,9 +176,15 @@ class SentencePairHead(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class NextSentenceHead(SentencePairHead):
-    """BERT's next-sentence prediction: label 0 = B follows A, 1 = B is a random sentence."""
+    """BERT's next-sentence prediction: label 0 = B follows A, 1 = B is a random sentence.
+
+    Args: those of `SentencePairHead`.
+    """
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class SentenceOrderHead(SentencePairHead):
-    """ALBERT's sentence-order prediction: label 0 = original order, 1 = the two segments swapped."""
+    """ALBERT's sentence-order prediction: label 0 = original order, 1 = the two segments swapped.
+
+    Args: those of `SentencePairHead`.
+    """

@@ -4,13 +4,26 @@ import keras
 
 from kzoo.layers.activations import get_activation
 from kzoo.layers.attention import MultiHeadSelfAttention
-from kzoo.layers.embeddings import truncated_normal
+from kzoo.layers.initializers import truncated_normal
 from kzoo.layers.validation import gather_positions
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class TransformerBlock(keras.layers.Layer):
     """Post-LN block: `x = LN(x + Attn(x)); x = LN(x + FFN(x))`, FFN = Dense(I, activation) → Dense(H).
+
+    Call it as `block(inputs, padding_mask)`: (batch, sequence, H) and (batch, sequence) → (batch, sequence, H).
+
+    Args:
+        num_heads: the number of attention heads; must divide `hidden_dim`.
+        hidden_dim: the width of the inputs and outputs (H).
+        intermediate_dim: the width of the feed-forward layer (I).
+        activation: the feed-forward activation: "gelu" (erf), "gelu_approximate" (tanh) or a Keras name.
+        dropout: dropout rate after attention and after the feed-forward layer.
+        attention_dropout: dropout rate on the attention probabilities; None: `dropout`.
+        layer_norm_epsilon: the LayerNorms' epsilon.
+        initializer_range: standard deviation of the truncated-normal initial kernels.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Example:
     >>> import numpy as np
@@ -153,6 +166,15 @@ def _block_kwargs(num_heads, hidden_dim, intermediate_dim, activation, dropout, 
 class TransformerStack(_BlockStack):
     """`num_layers` independent post-LN blocks (BERT, DistilBERT).
 
+    Call it as `stack(inputs, padding_mask)`; with `return_hidden_states=True` it returns the L + 1 hidden
+    states (its input first) instead of the last one.
+
+    Args:
+        num_layers: the number of blocks (L).
+        num_heads, hidden_dim, intermediate_dim, activation, dropout, attention_dropout, layer_norm_epsilon,
+            initializer_range: every block's, as in `TransformerBlock`.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
+
     Example:
     >>> import numpy as np
     >>> stack = TransformerStack(num_layers=2, num_heads=2, hidden_dim=8, intermediate_dim=16)
@@ -180,6 +202,16 @@ class SharedTransformerStack(_BlockStack):
     """ALBERT's cross-layer sharing: `num_groups` G groups of `num_inner_repetitions` K blocks.
 
     Layer i runs group `i // (L // G)`, which runs its K blocks in order; there are G×K blocks whatever L is.
+    Called as `TransformerStack` is.
+
+    Args:
+        num_layers: the number of layers (L); must divide by `num_groups`.
+        num_heads, hidden_dim, intermediate_dim: every block's, as in `TransformerBlock`.
+        num_groups: the number of groups of blocks (G).
+        num_inner_repetitions: the number of blocks in each group (K).
+        activation: every block's; ALBERT's tanh GELU by default.
+        dropout, attention_dropout, layer_norm_epsilon, initializer_range: every block's.
+        **kwargs: `keras.layers.Layer` arguments (`name`, `dtype`).
 
     Example:
     >>> import numpy as np

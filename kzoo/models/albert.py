@@ -10,7 +10,25 @@ from kzoo.models.backbone import Backbone
 class AlbertBackbone(Backbone):
     """ALBERT encoder: V×E embeddings projected to H, and `num_groups` × `num_inner_repetitions` shared blocks.
 
-    Layer i runs group `i // (num_layers // num_groups)`; `activation` defaults to tanh GELU ("gelu_new").
+    Layer i runs group `i // (num_layers // num_groups)`. Inputs and outputs are `BertBackbone`'s.
+
+    Args:
+        vocabulary_size: the number of token ids (V).
+        num_layers: the number of layers run (L); must divide by `num_groups`.
+        num_heads: attention heads per block; must divide `hidden_dim`.
+        embedding_dim: the width of the embedding tables (E).
+        hidden_dim: the width of the blocks and pooler (H).
+        intermediate_dim: the width of each block's feed-forward layer.
+        num_groups: the number of groups of shared blocks.
+        num_inner_repetitions: the number of blocks in each group.
+        dropout: dropout rate in the embeddings and blocks (ALBERT's is 0).
+        max_sequence_length: the number of learned positions: the longest input the model takes.
+        num_segments: the number of segment (token type) ids.
+        activation: tanh GELU ("gelu_approximate", Hugging Face's "gelu_new") by default.
+        layer_norm_epsilon: the LayerNorms' epsilon.
+        initializer_range: standard deviation of the truncated-normal initial weights.
+        dtype: a Keras dtype policy name; None: Keras' global policy.
+        **kwargs: `keras.Model` arguments (`name`).
 
     Example:
     >>> import numpy as np

@@ -18,6 +18,24 @@ class Backbone(BatchChecksMixin, NamedInputsMixin, keras.Model):
     and the config round trip live here once (Keras itself names a missing input key). `with_hidden_states()`
     returns a model that shares these weights and also outputs `"hidden_states"`: the L + 1 hidden states,
     the embedding output first.
+
+    Example:
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from kzoo.models import BertBackbone
+    >>> backbone = BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16,
+    ...                         intermediate_dim=32, max_sequence_length=16)
+    >>> x = {"token_ids": np.array([[2, 5, 3]]), "segment_ids": np.zeros((1, 3), "int32"),
+    ...      "padding_mask": np.ones((1, 3), "int32")}
+    >>> len(backbone.with_hidden_states()(x)["hidden_states"])
+    3
+    >>> folder = os.path.join(tempfile.mkdtemp(), "my_bert")
+    >>> backbone.save_to_preset(folder)
+    >>> reloaded = Backbone.from_preset(folder)  # the class its config.json names
+    >>> type(reloaded).__name__, bool(np.allclose(reloaded(x)["pooled_output"], backbone(x)["pooled_output"]))
+    ('BertBackbone', True)
+    >>> BertBackbone.presets()[:2]
+    ['bert_tiny_en_uncased', 'bert_small_en_uncased']
     """
 
     has_pooler = True
@@ -68,7 +86,8 @@ class Backbone(BatchChecksMixin, NamedInputsMixin, keras.Model):
         return self.encoder(x, inputs["padding_mask"], training=training, query_positions=positions)
 
     def with_hidden_states(self):
-        """A model sharing these weights whose outputs add `"hidden_states"` (a list of L + 1 tensors)."""
+        """A model sharing these weights whose outputs add `"hidden_states"` (a list of L + 1 tensors, the
+        embedding output first). Built once, then cached."""
         if self._hidden_states_model is None:
             outputs = dict(self._symbolic_outputs, hidden_states=list(self._hidden_state_tensors))
             self._hidden_states_model = keras.Model(self.input, outputs, name=f"{self.name}_hidden_states")
@@ -77,6 +96,7 @@ class Backbone(BatchChecksMixin, NamedInputsMixin, keras.Model):
     # Presets -------------------------------------------------------------------------------------------
     @classmethod
     def presets(cls):
+        """The names of this class's presets (every preset's on `Backbone`)."""
         return preset_names(cls.__name__ if cls is not Backbone else None)
 
     @classmethod
@@ -84,7 +104,14 @@ class Backbone(BatchChecksMixin, NamedInputsMixin, keras.Model):
         """Build from a preset name (architecture, random init), a directory written by `save_to_preset`, or a
         Hugging Face model directory (converted on the fly; its heads, if any, are dropped).
 
-        Keyword arguments override the preset's config (e.g. `dropout=0.0`, `dtype="mixed_bfloat16"`).
+        Args:
+            preset: a name in `PRESETS` (see `presets()`), or a folder.
+            load_weights: load a `save_to_preset` folder's weights; False keeps the random initial ones. (A
+                Hugging Face folder's weights are converted either way.)
+            **kwargs: override the preset's config (e.g. `dropout=0.0`, `dtype="mixed_bfloat16"`).
+
+        Returns:
+            The backbone; on `Backbone` itself, of the class the preset names.
         """
         preset = preset_io.resolve_preset(preset)
         if isinstance(preset, str) and preset_io.is_huggingface_directory(preset):
@@ -118,7 +145,13 @@ class Backbone(BatchChecksMixin, NamedInputsMixin, keras.Model):
         return _backbone_class(class_name)(**{**config, **kwargs})
 
     def save_to_preset(self, directory, overwrite=False, assets=()):
-        """Write `config.json` and `model.weights.h5` to `directory` (atomically)."""
+        """Write `config.json` and `model.weights.h5` to `directory` (atomically), for `from_preset`.
+
+        Args:
+            directory: the folder to write; it must not exist unless `overwrite`.
+            overwrite: replace an existing folder.
+            assets: paths of files to copy into the folder (e.g. a `vocab.txt`).
+        """
         preset_io.save_preset(self, directory, overwrite=overwrite, assets=assets)
 
     @classmethod
@@ -131,6 +164,4 @@ class Backbone(BatchChecksMixin, NamedInputsMixin, keras.Model):
 
 
 def _backbone_class(class_name):
-    from kzoo import models
-
-    return getattr(models, class_name, None)
+    return preset_io.model_class(class_name)

@@ -10,8 +10,25 @@ from kzoo.models.backbone import Backbone
 class BertBackbone(Backbone):
     """BERT encoder with keras-hub's constructor names and dict inputs/outputs.
 
-    `activation` is "gelu" (exact erf, as Hugging Face) by default; keras-hub's BERT uses
-    "gelu_approximate" (tanh).
+    Inputs `{"token_ids", "segment_ids", "padding_mask"}`, each int (batch, sequence); outputs
+    `{"sequence_output": (batch, sequence, hidden_dim), "pooled_output": (batch, hidden_dim)}`.
+    `from_preset` builds a named architecture or loads a saved folder (see `Backbone`).
+
+    Args:
+        vocabulary_size: the number of token ids.
+        num_layers: the number of Transformer blocks.
+        num_heads: attention heads per block; must divide `hidden_dim`.
+        hidden_dim: the width of the embeddings, blocks and pooler.
+        intermediate_dim: the width of each block's feed-forward layer.
+        dropout: dropout rate in the embeddings and blocks (attention probabilities included).
+        max_sequence_length: the number of learned positions: the longest input the model takes.
+        num_segments: the number of segment (token type) ids.
+        activation: "gelu" (exact erf, as Hugging Face) by default; keras-hub's BERT uses
+            "gelu_approximate" (tanh).
+        layer_norm_epsilon: the LayerNorms' epsilon.
+        initializer_range: standard deviation of the truncated-normal initial weights.
+        dtype: a Keras dtype policy name ("float32", "mixed_bfloat16", ...); None: Keras' global policy.
+        **kwargs: `keras.Model` arguments (`name`).
 
     Example:
     >>> import numpy as np

@@ -3,7 +3,7 @@
 import keras
 import numpy as np
 
-from kzoo.layers.embeddings import truncated_normal
+from kzoo.layers.initializers import truncated_normal
 from kzoo.models.labels import label_ids, label_names_of, resolve_label_set
 from kzoo.models.string_inputs import EncodedExamples
 from kzoo.models.task import Task
@@ -19,6 +19,13 @@ class TextClassifier(Task):
     `predict` also take raw strings (or a pair `(texts_a, texts_b)`), and labels may be class names when
     `label_names` is given (`num_classes` then follows from it).
 
+    Args:
+        backbone: a kzoo backbone (`BertBackbone`, `DistilBertBackbone`, `AlbertBackbone`).
+        num_classes: the number of classes; may be left out when `label_names` is given.
+        dropout: dropout rate before the classifier; None: the backbone's `dropout`.
+        label_names: class names, in class-id order; `predict_labels` then returns names and `fit` takes them.
+        **kwargs: `preprocessor` (a `TextPreprocessor`, for raw strings) and `keras.Model` arguments (`name`).
+
     Example:
     >>> import numpy as np
     >>> from kzoo.models import BertBackbone
@@ -29,6 +36,15 @@ class TextClassifier(Task):
     ...                 "padding_mask": np.ones((1, 3), "int32")})
     >>> tuple(logits.shape)
     (1, 3)
+
+    Raw strings and class names, with a preprocessor (`fit(texts, labels)` and `evaluate` take them too):
+    >>> from kzoo.data import BertWordPieceTokenizer
+    >>> from kzoo.data.task_inputs import TextPreprocessor
+    >>> tokenizer = BertWordPieceTokenizer(vocabulary=["[PAD]", "[UNK]", "[CLS]", "[SEP]", "good", "bad", "day"])
+    >>> model = TextClassifier(backbone, label_names=["negative", "positive"],
+    ...                        preprocessor=TextPreprocessor(tokenizer, sequence_length=16))
+    >>> [label in ("negative", "positive") for label in model.predict_labels(["a good day", "bad"])]
+    [True, True]
     """
 
     def __init__(self, backbone, num_classes=None, dropout=None, label_names=None, **kwargs):
@@ -65,6 +81,8 @@ class TextClassifier(Task):
         return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
 
     def compile(self, optimizer="adamw", loss="auto", metrics="auto", **kwargs):
+        """Keras' `compile` with defaults: cross-entropy on the logits ("auto": `default_loss()`) and accuracy
+        ("auto"); any other `loss`, `metrics` and `keras.Model.compile` arguments are passed on."""
         if loss == "auto":
             loss = self.default_loss()
         if metrics == "auto":
@@ -72,7 +90,8 @@ class TextClassifier(Task):
         super().compile(optimizer=optimizer, loss=loss, metrics=metrics, **kwargs)
 
     def label_ids(self, labels):
-        """Class ids (int32) of `labels`: class names (with `label_names`) or ints in [0, num_classes)."""
+        """Class ids (int32 array) of `labels`: class names (with `label_names`) or ints in [0, num_classes);
+        a `ValueError` names the first bad label."""
         return label_ids(labels, self.num_classes, self.label_names)
 
     def encode_examples(self, x, y=None, sample_weight=None):
@@ -85,6 +104,14 @@ class TextClassifier(Task):
         return EncodedExamples(inputs, lengths, y, None if sample_weight is None else np.asarray(sample_weight))
 
     def predict_labels(self, x, batch_size=32):
-        """Raw text (or token ids) → predicted class names (with `label_names`) or ids."""
+        """Raw text (or token ids) → predicted class names (with `label_names`) or ids.
+
+        Args:
+            x: a list of strings, a pair `(texts_a, texts_b)` of lists, or a dict of token-id arrays.
+            batch_size: examples per forward pass.
+
+        Returns:
+            A list with one label per example.
+        """
         ids = np.asarray(self.predict(x, batch_size=batch_size, verbose=0)).argmax(-1)
         return label_names_of(ids, self.label_names)

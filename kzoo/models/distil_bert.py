@@ -9,6 +9,22 @@ from kzoo.models.bert import BertBackbone
 class DistilBertBackbone(BertBackbone):
     """DistilBERT encoder: inputs `{"token_ids", "padding_mask"}`, output `{"sequence_output"}`.
 
+    BERT without segment ids and without a pooler.
+
+    Args:
+        vocabulary_size: the number of token ids.
+        num_layers: the number of Transformer blocks.
+        num_heads: attention heads per block; must divide `hidden_dim`.
+        hidden_dim: the width of the embeddings and blocks.
+        intermediate_dim: the width of each block's feed-forward layer.
+        dropout: dropout rate in the embeddings and blocks.
+        max_sequence_length: the number of learned positions: the longest input the model takes.
+        activation: "gelu" (exact erf) by default.
+        layer_norm_epsilon: the LayerNorms' epsilon.
+        initializer_range: standard deviation of the truncated-normal initial weights.
+        dtype: a Keras dtype policy name; None: Keras' global policy.
+        **kwargs: `keras.Model` arguments (`name`).
+
     Example:
     >>> import numpy as np
     >>> model = DistilBertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16,

@@ -12,6 +12,7 @@ import tempfile
 
 from kzoo.atomic import atomic_directory
 from kzoo.file_checks import check_readable, looks_like_path, one_line, present, read_json
+from kzoo.models.registry import model_class, model_class_names
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
@@ -53,22 +54,6 @@ def resolve_preset(preset):
         raise ValueError(f"{preset} is not a folder; pass a preset name, a kzoo preset folder (config.json, "
                          f"{WEIGHTS_FILE}) or a Hugging Face model folder.")
     return preset
-
-
-def model_class(class_name):
-    """The kzoo model class (a backbone or a task) called `class_name`, or None."""
-    from kzoo import models
-
-    cls = getattr(models, class_name, None) if isinstance(class_name, str) else None
-    return cls if isinstance(cls, type) and issubclass(cls, (models.Backbone, models.Task)) else None
-
-
-def _model_class_names(base_name):
-    from kzoo import models
-
-    base = getattr(models, base_name)
-    return sorted(name for name in models.__all__ if model_class(name) is not None and issubclass(
-        model_class(name), base) and name not in ("Backbone", "Task", "Pretrainer"))
 
 
 def check_arguments(cls, config, path, where="config"):
@@ -116,12 +101,11 @@ def read_preset_config(directory):
     if record.get("format") != FORMAT or "class_name" not in record or not isinstance(record.get("config"), dict):
         raise ValueError(f"{path} is neither a kzoo preset config (format={FORMAT!r}, class_name, config: an "
                          "object) nor a Hugging Face one (model_type).")
-    from kzoo.models import Backbone
-
+    Backbone = model_class("Backbone")
     cls = model_class(record["class_name"])
     if cls is None:
         raise ValueError(f"{path}: class_name {record['class_name']!r} is not a kzoo model class; known: "
-                         f"{', '.join(_model_class_names('Backbone') + _model_class_names('Task'))}.")
+                         f"{', '.join(model_class_names('Backbone') + model_class_names('Task'))}.")
     config = record["config"]
     check_arguments(cls, config, path)
     if not issubclass(cls, Backbone):
@@ -129,7 +113,7 @@ def read_preset_config(directory):
         backbone_class = model_class(backbone.get("class_name")) if isinstance(backbone, dict) else None
         if not (backbone_class and issubclass(backbone_class, Backbone) and isinstance(backbone.get("config"), dict)):
             raise ValueError(f"{path}: config.backbone is not a saved kzoo backbone (an object with class_name one "
-                             f"of {', '.join(_model_class_names('Backbone'))}, and config).")
+                             f"of {', '.join(model_class_names('Backbone'))}, and config).")
         check_arguments(backbone_class, backbone["config"], path, "config.backbone.config")
     return record
 
@@ -158,7 +142,7 @@ def is_huggingface_directory(directory):
 
 def load_huggingface(directory, **overrides):
     """The kzoo model converted from a Hugging Face directory (see `kzoo.convert.from_huggingface`)."""
-    from kzoo.convert import from_huggingface
+    from kzoo.convert.huggingface import from_huggingface
 
     return from_huggingface(directory, **overrides).model
 

@@ -1,7 +1,12 @@
 """Named architectures. Offline and weight-free: `from_preset(name)` builds the architecture with random init;
 a directory written by `save_to_preset` (or a converter) brings weights.
 
-Counts in docs/design.md §3 are asserted by tests/test_presets.py.
+`PRESETS` maps each name to (backbone class name, constructor arguments, description); `kzoo presets` lists
+them with their parameter counts. Counts in docs/design.md §3 are asserted by tests/test_presets.py.
+
+>>> class_name, config, description = PRESETS["bert_tiny_en_uncased"]
+>>> class_name, config["num_layers"], config["hidden_dim"]
+('BertBackbone', 2, 128)
 """
 
 _BERT_VOCAB = 30522  # bert-base-uncased vocab.txt
@@ -46,18 +51,33 @@ PRESETS = {
 
 
 def preset_names(backbone_class_name=None):
-    """All preset names, or those of one backbone class."""
+    """All preset names, or those of one backbone class.
+
+    Args:
+        backbone_class_name: e.g. "AlbertBackbone"; None: every preset.
+
+    Example:
+    >>> preset_names("DistilBertBackbone")
+    ['distil_bert_tiny_en_uncased', 'distil_bert_base_en_uncased']
+    """
     return [name for name, (cls, _, _) in PRESETS.items()
             if backbone_class_name is None or cls == backbone_class_name]
 
 
 def count_preset_params(name):
-    """The parameter count of a preset's backbone, built with zero weights (fast) and then freed."""
-    from kzoo.layers.embeddings import zero_init
-    from kzoo.models.backbone import Backbone
+    """The parameter count of a preset's backbone, built with zero weights (fast) and then freed.
 
-    with zero_init():
-        model = Backbone.from_preset(name)
+    Args:
+        name: a preset name (see `PRESETS`).
+    """
+    from kzoo.layers.initializers import zero_init
+    from kzoo.models.registry import model_class
+
+    if name not in PRESETS:
+        raise ValueError(f"Unknown preset {name!r}; known: {list(PRESETS)}.")
+    class_name, config, _ = PRESETS[name]
+    with zero_init():  # the class by name, as Backbone.from_preset builds it: backbone.py imports this module
+        model = model_class(class_name)(**config)
     count = model.count_params()
     del model
     return count

@@ -33,6 +33,10 @@ class Pretrainer(Task):
     The loss is built in: MLM (weighted mean over real predictions) + the sentence-pair loss, unweighted
     (docs/design.md §4), so `compile()` needs only an optimizer. Logged: loss, mlm_loss, mlm_accuracy and the
     pair task's loss and accuracy.
+
+    Args:
+        backbone: a backbone of the subclass's `backbone_class` (exactly: a DistilBERT is no BERT here).
+        **kwargs: `preprocessor` and `keras.Model` arguments (`name`).
     """
 
     pair_task = None  # "nsp" | "sop" | None
@@ -88,6 +92,8 @@ class Pretrainer(Task):
         return {"mlm": self.mlm_head(states[:, 1:]), self.pair_task: self.pair_head(pooled)}
 
     def compile(self, optimizer="adamw", loss=None, **kwargs):
+        """Keras' `compile` without `loss` (the MLM + sentence-pair loss is built in): an `optimizer` (or its
+        name) and other `keras.Model.compile` arguments (`jit_compile`, `steps_per_execution`)."""
         if loss is not None:
             raise ValueError(
                 f"{type(self).__name__} computes its own loss (MLM + {self.pair_task or 'nothing'}); "
@@ -148,6 +154,8 @@ class Pretrainer(Task):
 class BertPretrainer(Pretrainer):
     """BERT pretraining: MLM + next-sentence prediction.
 
+    Args: those of `Pretrainer`, on a `BertBackbone`.
+
     Example:
     >>> import numpy as np
     >>> backbone = BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16,
@@ -168,6 +176,8 @@ class BertPretrainer(Pretrainer):
 class DistilBertMaskedLM(Pretrainer):
     """DistilBERT pretraining: MLM only (y may be the bare `mask_ids`).
 
+    Args: those of `Pretrainer`, on a `DistilBertBackbone`.
+
     Example:
     >>> import numpy as np
     >>> backbone = DistilBertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16,
@@ -184,6 +194,8 @@ class DistilBertMaskedLM(Pretrainer):
 @keras.saving.register_keras_serializable(package="kzoo")
 class AlbertPretrainer(Pretrainer):
     """ALBERT pretraining: MLM (H → E → V, decoder tied to the E-wide embeddings) + sentence-order prediction.
+
+    Args: those of `Pretrainer`, on an `AlbertBackbone`.
 
     Example:
     >>> import numpy as np
@@ -202,13 +214,33 @@ class AlbertPretrainer(Pretrainer):
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class BertMaskedLM(Pretrainer):
-    """BERT with the MLM head only (Hugging Face's `BertForMaskedLM`); the backbone's pooler is unused."""
+    """BERT with the MLM head only (Hugging Face's `BertForMaskedLM`); the backbone's pooler is unused.
+
+    Args: those of `Pretrainer`, on a `BertBackbone`.
+
+    Example:
+    >>> backbone = BertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, hidden_dim=16,
+    ...                         intermediate_dim=32, max_sequence_length=32)
+    >>> model = BertMaskedLM(backbone)
+    >>> {name: tuple(output.shape) for name, output in model.output.items()}
+    {'mlm': (None, None, 100)}
+    """
 
     backbone_class = BertBackbone
 
 
 @keras.saving.register_keras_serializable(package="kzoo")
 class AlbertMaskedLM(Pretrainer):
-    """ALBERT with the MLM head only (Hugging Face's `AlbertForMaskedLM`)."""
+    """ALBERT with the MLM head only (Hugging Face's `AlbertForMaskedLM`).
+
+    Args: those of `Pretrainer`, on an `AlbertBackbone`.
+
+    Example:
+    >>> backbone = AlbertBackbone(vocabulary_size=100, num_layers=2, num_heads=2, embedding_dim=8,
+    ...                           hidden_dim=16, intermediate_dim=32, max_sequence_length=32)
+    >>> model = AlbertMaskedLM(backbone)
+    >>> {name: tuple(output.shape) for name, output in model.output.items()}
+    {'mlm': (None, None, 100)}
+    """
 
     backbone_class = AlbertBackbone

@@ -8,7 +8,7 @@ import numpy as np
 
 from kzoo.data.task_inputs import as_text_list
 from kzoo.data.word_pieces import split_words, tokenize_words
-from kzoo.layers.embeddings import truncated_normal
+from kzoo.layers.initializers import truncated_normal
 from kzoo.models.string_inputs import EncodedExamples
 from kzoo.models.task import Task
 
@@ -55,6 +55,12 @@ class SpanQuestionAnswerer(Task):
     question is kept whole (one longer than the sequence allows is an error); the context is truncated, and an
     answer cut off with it becomes "no answer". `predict_answers` decodes spans of at most
     `max_answer_length` pieces back to context text.
+
+    Args:
+        backbone: a kzoo backbone.
+        dropout: dropout rate before the span head (0, as Hugging Face's BERT and ALBERT).
+        max_answer_length: the longest answer, in word pieces, that `predict_answers` returns.
+        **kwargs: `preprocessor` (a `TextPreprocessor`, for raw text) and `keras.Model` arguments (`name`).
 
     Example:
     >>> import numpy as np
@@ -177,7 +183,14 @@ class SpanQuestionAnswerer(Task):
 
     def predict_answers(self, questions, contexts, batch_size=32, max_answer_length=None):
         """Answers as dicts `{"answer", "start", "end", "score"}` (character offsets into the context);
-        `{"answer": "", "start": None, "end": None}` where no-answer scores highest."""
+        `{"answer": "", "start": None, "end": None}` where no-answer scores highest.
+
+        Args:
+            questions: a list of strings.
+            contexts: a list of strings, one per question.
+            batch_size: examples per forward pass.
+            max_answer_length: the longest answer in word pieces; None: the model's `max_answer_length`.
+        """
         contexts, inputs, lengths, aligned = self._align((questions, contexts))
         logits = self._predict_encoded(inputs, lengths, batch_size)
         longest = int(max_answer_length or self.max_answer_length)

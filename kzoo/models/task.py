@@ -23,6 +23,10 @@ class Task(StringInputsMixin, BatchChecksMixin, NamedInputsMixin, keras.Model):
     A task may carry a `preprocessor` (`kzoo.data.TextPreprocessor`): then `fit`, `evaluate` and `predict` also
     take raw strings, and `save_to_preset` writes its tokenizer beside the weights. It is not part of
     `get_config`; `from_preset` of a folder holding a tokenizer attaches one.
+
+    Args:
+        preprocessor: a `kzoo.data.task_inputs.TextPreprocessor`, or None (token ids only).
+        *args, **kwargs: `keras.Model`'s functional arguments (`inputs`, `outputs`, `name`).
     """
 
     backbone_class = Backbone
@@ -55,7 +59,15 @@ class Task(StringInputsMixin, BatchChecksMixin, NamedInputsMixin, keras.Model):
     def from_preset(cls, preset, load_weights=True, **kwargs):
         """This task on `backbone_class.from_preset(preset)`, a directory saved with `save_to_preset`, or a
         converted Hugging Face directory (its heads are kept when they are this class's, else fresh heads are
-        made). Keyword arguments go to the task when it takes them (e.g. `num_classes`), else to the backbone.
+        made).
+
+        Args:
+            preset: a preset name (a fresh, randomly initialised backbone) or a folder.
+            load_weights: load a `save_to_preset` folder's weights; False keeps the random initial ones. (A
+                Hugging Face folder's weights are converted either way.)
+            **kwargs: `preprocessor` (else the folder's tokenizer, if it has one), `sequence_length` (of the
+                folder's preprocessor), then arguments of the task (e.g. `num_classes`, `label_names`) and
+                overrides of the backbone's config (e.g. `dropout=0.0`).
         """
         preprocessor = kwargs.pop("preprocessor", None)
         sequence_length = kwargs.pop("sequence_length", None)
@@ -123,7 +135,12 @@ class Task(StringInputsMixin, BatchChecksMixin, NamedInputsMixin, keras.Model):
         """Low-rank adaptation: LoRA (rank `rank`) on every Dense kernel of the backbone's Transformer blocks —
         attention query/key/value/output and both feed-forward layers — via Keras' `Dense.enable_lora`; the
         rest of the backbone (embeddings, LayerNorms, pooler) is frozen; the task heads stay trainable.
-        Saving merges the low-rank update into the kernels, so a saved model loads as a plain one."""
+        Saving merges the low-rank update into the kernels, so a saved model loads as a plain one.
+
+        Args:
+            rank: the rank of the low-rank update (≥ 1).
+            lora_alpha: Keras' scale numerator (the update is scaled by `lora_alpha / rank`); None: `rank`.
+        """
         from kzoo.layers.transformer import TransformerBlock
 
         if int(rank) < 1:
@@ -149,7 +166,13 @@ class Task(StringInputsMixin, BatchChecksMixin, NamedInputsMixin, keras.Model):
 
     def save_to_preset(self, directory, overwrite=False, assets=()):
         """Write `config.json` and `model.weights.h5` (and copies of `assets`) to `directory`, atomically; with
-        a preprocessor also its tokenizer files and `preprocessor.json`."""
+        a preprocessor also its tokenizer files and `preprocessor.json`.
+
+        Args:
+            directory: the folder to write; it must not exist unless `overwrite`.
+            overwrite: replace an existing folder.
+            assets: paths of extra files to copy into the folder.
+        """
         def write_own_preprocessor(staging):
             if self.preprocessor is not None:
                 write_preprocessor(self.preprocessor, staging)

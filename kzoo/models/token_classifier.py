@@ -4,7 +4,7 @@ import keras
 import numpy as np
 
 from kzoo.data.word_pieces import as_word_lists, tokenize_words
-from kzoo.layers.embeddings import truncated_normal
+from kzoo.layers.initializers import truncated_normal
 from kzoo.models.labels import label_ids, label_names_of, resolve_label_set
 from kzoo.models.string_inputs import EncodedExamples
 from kzoo.models.task import Task
@@ -21,6 +21,13 @@ class TokenClassifier(Task):
     and the default loss averages over the weighted tokens only. Words cut off by `sequence_length` get no
     label in training and `None` from `predict_labels`. With token ids, pass per-token labels and a per-token
     `sample_weight` (0 where there is no label).
+
+    Args:
+        backbone: a kzoo backbone.
+        num_classes: the number of tags; may be left out when `label_names` is given.
+        dropout: dropout rate before the classifier; None: the backbone's `dropout`.
+        label_names: tag names, in class-id order (e.g. ["O", "B-PER", "I-PER"]).
+        **kwargs: `preprocessor` (a `TextPreprocessor`, for words and raw strings) and `keras.Model` arguments.
 
     Example:
     >>> import numpy as np
@@ -104,7 +111,15 @@ class TokenClassifier(Task):
         return EncodedExamples(inputs, lengths, labels, weights, per_token=("y", "sample_weight"))
 
     def predict_labels(self, x, batch_size=32):
-        """Words (or strings) → a label per word, read at its first piece (None where truncated away)."""
+        """Words (or strings) → a label per word, read at its first piece (None where truncated away).
+
+        Args:
+            x: a list of examples, each a list of words or a string (split into words and punctuation marks).
+            batch_size: examples per forward pass.
+
+        Returns:
+            One list of labels (names with `label_names`, else ids) per example, one label per word.
+        """
         word_lists, pieced, inputs, lengths = self._align(x)
         predicted = np.asarray(self._predict_encoded(inputs, lengths, batch_size)).argmax(-1)
         results = []

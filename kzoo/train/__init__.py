@@ -1,1 +1,1 @@
-"""Training: optimisers and schedules, `kzoo pretrain`."""
+"""Training utilities the recipes (`kzoo.recipes`) share: optimisers and schedules, crash-safe backups, plots."""
