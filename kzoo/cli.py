@@ -335,7 +335,7 @@ def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
     args.argv = argv[1:]  # the command's own arguments (kzoo export re-runs itself on TensorFlow with them)
-    import_tensorflow_quietly()  # every command reads data through tf.data; its native import lines say nothing
+    import_tensorflow_quietly()  # every command loads Keras, and with it TensorFlow: without its native INFO lines
     out = getattr(args, "out", None)
     new_out = bool(out) and not os.path.exists(out)
     try:

@@ -4,6 +4,21 @@ import os
 import time
 
 
+# New tweets on the training tweets' topics (airlines, Apple, Google's self-driving car), with the label a person
+# gives them: the demo's closing check.
+SHOWCASE = [
+    ("@united thank you for the smooth flight and the friendly crew!", "positive"),
+    ("@AmericanAir my flight is delayed 5 hours and nobody at the desk can help", "negative"),
+    ("Google is testing its self-driving car on the streets of Mountain View", "neutral"),
+    ("@JetBlue you lost my bag again, so disappointed", "negative"),
+    ("just got the new iPhone and I love it", "positive"),
+    ("@SouthwestAir what time does boarding start for flight 1234?", "neutral"),
+]
+# One epoch of a full fine-tune at this rate on 4,000 tweets lands the teacher above 0.85 on the test tweets
+# (docs/RESULTS.md, "The demo").
+DEMO_TEACHER_LEARNING_RATE = 2e-4
+
+
 def presets_table():
     """Every preset with its backbone class and parameter count, as a text table."""
     from kzoo.models.presets import PRESETS, count_preset_params
@@ -175,24 +190,10 @@ def _demo_distill(finetuned):
     print("\n== Distillation: the fine-tuned MiniLM (6 layers) teaches a 3-layer student (soft labels, T=2) ==")
     fields = {f.name: getattr(finetuned, f.name) for f in dataclasses.fields(finetuned)}
     fields.update(source=os.path.join(finetuned.out, "best"), out=os.path.join(os.path.dirname(finetuned.out),
-                  "tweets_distill"), lora_rank=None, learning_rate=5e-4, student_layers=3, speed_repeats=5)
+                  "tweets_distill"), learning_rate=5e-4, student_layers=3, speed_repeats=5)
     config = DistillConfig(**fields)
     distill(config)
     return os.path.join(config.out, "best")
-
-
-# New tweets on the training tweets' topics (airlines, Apple, Google's self-driving car), with the label a person
-# gives them: the demo's closing check.
-SHOWCASE = [
-    ("@united thank you for the smooth flight and the friendly crew!", "positive"),
-    ("@AmericanAir my flight is delayed 5 hours and nobody at the desk can help", "negative"),
-    ("Google is testing its self-driving car on the streets of Mountain View", "neutral"),
-    ("@JetBlue you lost my bag again, so disappointed", "negative"),
-    ("just got the new iPhone and I love it", "positive"),
-    ("@SouthwestAir what time does boarding start for flight 1234?", "neutral"),
-]
-# One epoch of a full fine-tune at this rate lands the teacher above 0.85 on the test tweets (docs/RESULTS.md).
-DEMO_TEACHER_LEARNING_RATE = 2e-4
 
 
 def _demo_export(student_dir, out):

@@ -3,7 +3,7 @@
 import keras_hub
 import pytest
 
-from kzoo.layers.embeddings import zero_init
+from kzoo.layers.initializers import zero_init
 from kzoo.models import (PRESETS, AlbertPretrainer, Backbone, BertBackbone, BertPretrainer, DistilBertMaskedLM)
 from kzoo.models.presets import count_preset_params
 

@@ -5,10 +5,25 @@ batches padded only to their longest member. Token ids still go straight to Kera
 """
 
 import dataclasses
+import logging
 
 import numpy as np
 
 from kzoo.data.task_inputs import BucketedBatches
+
+
+class _OneTracePerWidth(logging.Filter):
+    """Drops TensorFlow's "triggered tf.function retracing" warning: batches padded to their longest member come in
+    a few widths, and Keras' predict function is traced once per width, by design (docs/design.md §10)."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+def _expect_one_trace_per_width():
+    logger = logging.getLogger("tensorflow")
+    if not any(isinstance(f, _OneTracePerWidth) for f in logger.filters):
+        logger.addFilter(_OneTracePerWidth())
 
 
 @dataclasses.dataclass
@@ -121,6 +136,7 @@ class StringInputsMixin:
     def _predict_batches(self, batches):
         import keras
 
+        _expect_one_trace_per_width()
         pieces = [keras.tree.map_structure(keras.ops.convert_to_numpy, self.predict_on_batch(batches[index][0]))
                   for index in range(len(batches))]
         width = max(batches.width(b) for b in batches.batches)

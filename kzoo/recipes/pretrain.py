@@ -206,7 +206,7 @@ def pretrain(config, report=print):
         summary["held_out"] = {k: float(v) for k, v in held_out.items()}
         summary["unigram_baseline_mlm_accuracy"] = unigram_baseline(eval_data)
         task = arch.pretraining_task
-        if f"{task}_accuracy" in summary["held_out"]:
+        if task in ("nsp", "sop"):
             summary[f"majority_baseline_{task}_accuracy"] = pair_majority_baseline(eval_data, task)
     model.save_to_preset(model_dir, overwrite=True, assets=[tokenizer_path])  # a killed run's model/ is redone
     plot_metrics(csv_path, os.path.join(config.out, "metrics.png"), config.log_every,
