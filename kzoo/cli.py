@@ -117,12 +117,13 @@ def _distill(args):
 
 
 def _export(args):
-    from kzoo.export.tensorflow_backend import on_tensorflow, run_tensorflow_cli
+    from kzoo.export.backend_process import FORMAT_BACKENDS, on_backend, run_cli
 
-    if args.quantize and args.format != "tflite":
-        raise ValueError("--quantize applies to --format tflite; a SavedModel keeps the float weights.")
-    if not on_tensorflow():  # Keras fixed its backend at import: export from a TensorFlow process
-        result = run_tensorflow_cli(["export", *args.argv], check=False)
+    if args.quantize and args.format == "saved_model":
+        raise ValueError("--quantize applies to --format tflite or onnx; a SavedModel keeps the float weights.")
+    backend = FORMAT_BACKENDS[args.format]
+    if not on_backend(backend):  # Keras fixed its backend at import: export from a process on the exporter's
+        result = run_cli(["export", *args.argv], backend, check=False)
         print(result.stdout, end="")
         if result.returncode:
             print((result.stderr.strip().splitlines() or [""])[-1], file=sys.stderr)
@@ -140,6 +141,8 @@ def _export(args):
                              "SavedModel; pass --no-preprocessing for a token-id model.")
         export.saved_model(model, args.out, with_preprocessing=with_preprocessing, preprocessor=preprocessor,
                            top_k=args.top_k, overwrite=args.overwrite)
+    elif args.format == "onnx":
+        export.onnx(model, args.out, quantize=args.quantize, top_k=args.top_k, overwrite=args.overwrite)
     else:
         if preprocessor is not None:
             model.preprocessor = preprocessor
@@ -301,15 +304,16 @@ def build_parser():
     distill.set_defaults(func=_distill)
 
     export = commands.add_parser(
-        "export", help="export a kzoo preset folder as a SavedModel (raw strings in) or a TFLite file (ids in)",
+        "export", help="export a kzoo preset folder as a SavedModel (raw strings in), a TFLite or an ONNX file (ids "
+                       "in)",
         description="Runs on the TensorFlow backend (under another KERAS_BACKEND it re-runs itself there), so "
                     "weights trained on any backend export the same way. A SavedModel has the tokenizer inside "
                     "(signatures serve_text, serve_text_pair, serve_ids); a TFLite file takes token ids padded to "
-                    "--sequence-length. Writes are atomic; an existing OUT needs --overwrite.")
+                    "--sequence-length; an ONNX file takes token ids of any length (pip install 'kzoo[onnx]'). Writes are atomic; an existing OUT needs --overwrite.")
     export.add_argument("model", help="a kzoo preset folder (save_to_preset, kzoo finetune's OUT/best, ...)")
-    export.add_argument("out", help="SavedModel folder, or a .tflite file with --format tflite")
-    export.add_argument("--format", choices=["saved_model", "tflite"], default="saved_model")
-    export.add_argument("--quantize", choices=["int8"], help="TFLite: int8 weights (dynamic-range quantization)")
+    export.add_argument("out", help="SavedModel folder, or a .tflite / .onnx file with --format tflite / onnx")
+    export.add_argument("--format", choices=["saved_model", "tflite", "onnx"], default="saved_model")
+    export.add_argument("--quantize", choices=["int8"], help="TFLite or ONNX: int8 weights (dynamic quantization)")
     export.add_argument("--sequence-length", type=int, help="most tokens per example (default: the preset's)")
     export.add_argument("--top-k", type=int, default=5, help="masked-LM exports: candidates per position")
     export.add_argument("--no-preprocessing", action="store_true", help="SavedModel without the string signatures")

@@ -27,17 +27,19 @@ as keras-hub's does) with the inputs `x` of `train_data = (x, y[, sample_weight]
 
 - **predict**: `predict(x)` (compiled) has `expected_output_shape` and the eager call's outputs
   (PREDICT_TOLERANCE);
-- **fit**: one epoch of `fit` on `train_data` (batches of `batch_size`, compiled with the task's defaults)
-  gives finite losses and finite weights and changes most trainable weights.
+- **fit**: one epoch of `fit` on `train_data` (batches of `batch_size`, compiled with the task's defaults;
+  eagerly unless `fit_eagerly=False`; under `fit_policy` if given) gives finite losses and finite weights and
+  changes most trainable weights.
 
 `run_quantized_saving_test(model, inputs)` is the saving check on an int8 copy (it fails today: a kzoo bug,
 see tests/test_battery.py).
 
 Every tolerance is relative: outputs are "within T" of reference outputs when max |output − reference| /
 max |reference| ≤ T for each output (tiny models have logits of 0.003 to 0.3, so absolute tolerances would say
-little); entries of magnitude ≥ FILL_MAGNITUDE (fill values such as a question answerer's -1e9 at padding)
-must be equal. The sequence length L must differ from every other output dimension, so that the sequence axes are
-the axes of size L. Importing this module runs nothing.
+little; for 16-bit and int8 outputs the divisor is at least LOSSY_SCALE_FLOOR); entries of magnitude ≥
+FILL_MAGNITUDE (fill values such as a question answerer's -1e9 at padding) must be equal. The sequence length
+L must differ from every other output dimension, so that the sequence axes are the axes of size L. Importing
+this module runs nothing.
 """
 
 import gc
@@ -63,13 +65,17 @@ PADDING_TOLERANCE = 1e-6
 # measured 0.0008 to 0.024 on the same cases.
 UNMASKED_MIN_CHANGE = 1e-4
 PAD = 4
-# Largest relative difference from float32 with the same weights (max |Δ| / max |float32 output|), per policy:
-# twice the largest measured on tests/test_battery.py's cases under TensorFlow and JAX (2026-12-02): 0.025
-# (bfloat16: 8-bit significands) and 0.0039 (float16: 11-bit).
-PRECISION_TOLERANCE = {"mixed_bfloat16": 0.05, "mixed_float16": 0.01}
+# The lossy comparisons (16-bit compute, int8 weights) divide by max(max |float32 output|, LOSSY_SCALE_FLOOR):
+# fresh heads give logits of 0.003 to 0.3 (initializer_range 0.02), and the relative error of a near-zero logit
+# (an NSP head's 0.006) says nothing; beside a scale of 0.05 it does.
+LOSSY_SCALE_FLOOR = 0.05
+# Largest difference from the float32 outputs with the same weights, per policy: about twice the largest
+# measured on tests/test_battery.py's cases with 8 initial weights each (2026-12-02, TensorFlow and JAX): 0.027
+# for mixed_bfloat16 (8-bit significands) and 0.0028 for mixed_float16 (11-bit).
+PRECISION_TOLERANCE = {"mixed_bfloat16": 0.05, "mixed_float16": 0.006}
 # The same for Keras' int8 (per-channel absmax weight scales, activations quantized per call): measured at most
-# 0.027.
-INT8_TOLERANCE = 0.05
+# 0.033.
+INT8_TOLERANCE = 0.07
 FILL_MAGNITUDE = 1e6
 POLICIES = ("mixed_bfloat16", "mixed_float16")
 QUANTIZED_LAYERS = (keras.layers.Dense, keras.layers.EinsumDense, keras.layers.Embedding)
@@ -95,10 +101,10 @@ def _shapes(outputs):
     return {key: tuple(np.shape(value)) for key, value in _as_dict(outputs).items()}
 
 
-def relative_difference(actual, expected, compare_fill=True):
-    """max |actual − expected| / max |expected| over the entries of `expected` below FILL_MAGNITUDE; the
-    entries at or above it (fill values) must be equal, else `inf` (with `compare_fill=False` they are left
-    out); `inf` if anything compared in `actual` is not finite."""
+def relative_difference(actual, expected, compare_fill=True, scale_floor=0.0):
+    """max |actual − expected| / max(max |expected|, `scale_floor`) over the entries of `expected` below
+    FILL_MAGNITUDE; the entries at or above it (fill values) must be equal, else `inf` (with
+    `compare_fill=False` they are left out); `inf` if anything compared in `actual` is not finite."""
     actual, expected = np.asarray(actual, "float64"), np.asarray(expected, "float64")
     fill = np.abs(expected) >= FILL_MAGNITUDE
     if not np.isfinite(actual[~fill]).all():
@@ -108,17 +114,16 @@ def relative_difference(actual, expected, compare_fill=True):
     real = ~fill
     if not real.any():
         return 0.0
-    scale = np.abs(expected[real]).max()
-    return float(np.abs(actual[real] - expected[real]).max() / max(scale, 1e-30))
+    scale = max(np.abs(expected[real]).max(), scale_floor, 1e-30)
+    return float(np.abs(actual[real] - expected[real]).max() / scale)
 
 
-def _assert_close(actual, expected, tolerance, what):
+def _assert_close(actual, expected, tolerance, what, scale_floor=0.0):
     """The same outputs (names, shapes), each within `tolerance` of `expected`'s (`relative_difference`)."""
     assert set(actual) == set(expected), (what, sorted(actual), sorted(expected))
     for key in expected:
         assert np.shape(actual[key]) == np.shape(expected[key]), (what, key, np.shape(actual[key]))
-        difference = relative_difference(actual[key], expected[key])
-        open("/tmp/battery/measure.txt", "a").write(f"{keras.backend.backend()} {what} {key} {difference:.3g}\n")  # TEMP
+        difference = relative_difference(actual[key], expected[key], scale_floor=scale_floor)
         assert difference <= tolerance, f"{what}: {key} differs by {difference:.4g} (relative) > {tolerance}"
 
 
@@ -212,7 +217,6 @@ def run_variable_length_test(model, inputs, expected_output_shape):
     _assert_close(first_positions(long), short, PADDING_TOLERANCE, "masked padding appended")
     moved = max(relative_difference(value, short[key], compare_fill=False)
                 for key, value in first_positions(unmasked).items())
-    open("/tmp/battery/measure.txt", "a").write(f"{keras.backend.backend()} unmasked {type(model).__name__} {moved:.3g}\n")  # TEMP
     assert moved > UNMASKED_MIN_CHANGE, f"unmasked padding moved the outputs by only {moved:.3g}"
 
 
@@ -255,7 +259,7 @@ def run_precision_test(model, cls, init_kwargs, inputs, policies=POLICIES, float
         for key, value in _as_dict(outputs).items():
             dtype = "float32" if key in float32_outputs else policy.compute_dtype
             assert keras.backend.standardize_dtype(value.dtype) == dtype, (name, key, value.dtype)
-        _assert_close(_numpy(outputs), expected, PRECISION_TOLERANCE[name], name)
+        _assert_close(_numpy(outputs), expected, PRECISION_TOLERANCE[name], name, LOSSY_SCALE_FLOOR)
 
 
 def run_quantization_test(model, inputs):
@@ -269,7 +273,7 @@ def run_quantization_test(model, inputs):
     assert layers and all(layer.quantization_mode == "int8" for layer in layers), [
         layer.path for layer in layers if layer.quantization_mode != "int8"]
     outputs = _numpy(quantized(inputs))
-    _assert_close(outputs, expected, INT8_TOLERANCE, "int8")
+    _assert_close(outputs, expected, INT8_TOLERANCE, "int8", LOSSY_SCALE_FLOOR)
     with tempfile.TemporaryDirectory() as directory:
         path = os.path.join(directory, "int8.weights.h5")
         quantized.save_weights(path)
@@ -288,11 +292,12 @@ def run_quantized_saving_test(model, inputs):
     run_model_saving_test(quantized, inputs)
 
 
-def run_fit_test(model, train_data, batch_size):
-    """One epoch of `fit` with the task's default compile: finite losses and weights, trainable weights moved."""
+def run_fit_test(model, train_data, batch_size, run_eagerly=False):
+    """One epoch of `fit` with the task's default compile (and `run_eagerly`): finite losses and weights, most
+    trainable weights moved."""
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(train_data)
     before = [keras.ops.convert_to_numpy(v) for v in model.trainable_weights]
-    model.compile()
+    model.compile(run_eagerly=run_eagerly)
     with warnings.catch_warnings():  # a task that reads no pooled output leaves the pooler without gradients
         warnings.filterwarnings("ignore", message="Gradients do not exist for variables .*pooler")
         history = model.fit(x, y, sample_weight=sample_weight, batch_size=batch_size, epochs=1, shuffle=False,
@@ -330,11 +335,14 @@ def run_backbone_test(cls, init_kwargs, input_data, expected_output_shape, run_m
 
 
 def run_task_test(cls, init_kwargs, train_data, expected_output_shape, batch_size=2, run_mixed_precision_check=True,
-                  run_quantization_check=True, float32_outputs=(), fit_policy=None):
+                  run_quantization_check=True, policies=POLICIES, float32_outputs=(), fit_policy=None,
+                  fit_eagerly=True):
     """Every check above on the task `cls(**init_kwargs)` (`init_kwargs` holds its backbone) with the inputs of
     `train_data = (x, y[, sample_weight])`, then `predict` and `fit`; `expected_output_shape` is the output
-    shape (or a dict of them) for `x`. `float32_outputs` name the outputs that stay float32 under a mixed
-    policy; `fit_policy` (e.g. "mixed_bfloat16") fits a copy built under that policy instead of the model."""
+    shape (or a dict of them) for `x`. The precision check runs under `policies`; `float32_outputs` name the
+    outputs that stay float32 under a mixed policy. The fit runs eagerly (the loss, gradients and update of this
+    task: a compiled step is XLA's work, and seconds to compile) unless `fit_eagerly=False`; with `fit_policy`
+    (e.g. "mixed_bfloat16") it fits a copy built under that policy instead."""
     keras.utils.set_random_seed(0)
     task = cls(**init_kwargs)
     x, _, _ = keras.utils.unpack_x_y_sample_weight(train_data)
@@ -343,8 +351,9 @@ def run_task_test(cls, init_kwargs, train_data, expected_output_shape, batch_siz
     run_serialization_test(task, x)
     run_model_saving_test(task, x)
     if run_mixed_precision_check:
-        run_precision_test(task, cls, init_kwargs, x, float32_outputs=float32_outputs)
+        run_precision_test(task, cls, init_kwargs, x, policies=policies, float32_outputs=float32_outputs)
     if run_quantization_check:
         run_quantization_test(task, x)
     run_predict_test(task, x, expected_output_shape, batch_size)
-    run_fit_test(task if fit_policy is None else _with_policy(cls, init_kwargs, fit_policy), train_data, batch_size)
+    run_fit_test(task if fit_policy is None else _with_policy(cls, init_kwargs, fit_policy), train_data, batch_size,
+                 run_eagerly=fit_eagerly)

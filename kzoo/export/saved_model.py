@@ -5,7 +5,7 @@ import os
 
 from kzoo.atomic import atomic_directory
 from kzoo.export import serving
-from kzoo.export.tensorflow_backend import export_in_tensorflow, on_tensorflow
+from kzoo.export.backend_process import export_in_process, on_backend
 
 METADATA_FILE = "kzoo_export.json"
 
@@ -65,8 +65,8 @@ def saved_model(model, directory, with_preprocessing=True, preprocessor=None, to
     if with_preprocessing and preprocessor is None:
         raise ValueError(f"{type(model).__name__} has no preprocessor (tokenizer) to put in the SavedModel; pass "
                          "preprocessor=TextPreprocessor(tokenizer) or with_preprocessing=False.")
-    if not on_tensorflow():
-        return export_in_tensorflow(model, "saved_model", directory, preprocessor=preprocessor,
+    if not on_backend("tensorflow"):
+        return export_in_process(model, "saved_model", directory, preprocessor=preprocessor,
                                     with_preprocessing=with_preprocessing, top_k=top_k, overwrite=overwrite)
     with atomic_directory(directory, overwrite=overwrite) as staging:
         archive, signatures = _archive(model, preprocessor if with_preprocessing else None, top_k)

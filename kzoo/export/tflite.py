@@ -7,7 +7,7 @@ import numpy as np
 
 from kzoo.atomic import atomic_file
 from kzoo.export import serving
-from kzoo.export.tensorflow_backend import export_in_tensorflow, on_tensorflow
+from kzoo.export.backend_process import export_in_process, on_backend
 from kzoo.native_logs import native_stderr_quieted
 
 QUANTIZE_MODES = (None, "int8")
@@ -82,8 +82,8 @@ def tflite(model, path, quantize=None, sequence_length=None, top_k=5, with_prepr
     limit = serving.backbone_of(model).max_sequence_length
     if not 3 <= sequence_length <= limit:
         raise ValueError(f"sequence_length must be in [3, max_sequence_length={limit}]; got {sequence_length}.")
-    if not on_tensorflow():
-        return export_in_tensorflow(model, "tflite", path, quantize=quantize, sequence_length=sequence_length,
+    if not on_backend("tensorflow"):
+        return export_in_process(model, "tflite", path, quantize=quantize, sequence_length=sequence_length,
                                     top_k=top_k, overwrite=overwrite)
     flatbuffer = convert(model, sequence_length, quantize, top_k)
     with atomic_file(path, "wb") as f:

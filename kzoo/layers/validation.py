@@ -31,7 +31,11 @@ def is_concrete(x):
 
         return tf.executing_eagerly() and hasattr(x, "numpy")
     if name == "torch":
-        return not getattr(x, "is_meta", False)
+        import torch
+
+        if torch.jit.is_tracing() or torch.compiler.is_compiling():  # torch.onnx / torch.export trace the model
+            return False
+        return isinstance(x, torch.Tensor) and type(x) is torch.Tensor and not x.is_meta  # not a fake tensor
     return False
 
 
