@@ -113,6 +113,16 @@ def paths(model_dir, files, threads, backend):
         encoded, lengths = preprocessor.encode(texts)
         return {key: encoded[key][:, :length or int(lengths.max())] for key in model.input_keys}
 
+    host = None
+
+    def host_ids(texts):  # kzoo's host tokenizer (Rust WordPiece where it gives kzoo's ids)
+        nonlocal host
+        if host is None:
+            from kzoo.export import HostTokenizer
+
+            host = HostTokenizer(preprocessor)
+        return {key: value for key, value in host(texts).items() if key in model.input_keys}
+
     helpers = {"label_names": model.label_names, "ids": kzoo_ids}
     rows = {f"Keras predict, {backend}": ("strings", None, lambda texts: softmax(keras.ops.convert_to_numpy(
         model.predict(texts, batch_size=BATCH, verbose=0))))}
@@ -123,6 +133,7 @@ def paths(model_dir, files, threads, backend):
     import transformers
 
     from kzoo import export
+    from kzoo.export.onnx import DISABLED_OPTIMIZERS
 
     served = tf.saved_model.load(files["saved_model"])
     serve_text, serve_ids = served.signatures["serve_text"], served.signatures["serve_ids"]
@@ -137,24 +148,26 @@ def paths(model_dir, files, threads, backend):
         rows[f"kzoo ONNX {name}"] = ("ids", files[f"onnx_{name}"],
                                      lambda ids, r=onnx_runner: r(ids)["probabilities"])
         rows[f"kzoo ONNX {name}, strings"] = ("strings", files[f"onnx_{name}"],
-                                              lambda texts, r=onnx_runner: r(kzoo_ids(texts))["probabilities"])
+                                              lambda texts, r=onnx_runner: r(host_ids(texts))["probabilities"])
     tokenizer = transformers.AutoTokenizer.from_pretrained(files["huggingface"])
 
     def hf_ids(texts):
         return dict(tokenizer(texts, padding=True, truncation=True, max_length=preprocessor.sequence_length,
                               return_tensors="np"))
 
-    options = onnxruntime.SessionOptions()
+    options = onnxruntime.SessionOptions()  # Hugging Face's export as its users run it: every fusion on
     options.intra_op_num_threads, options.inter_op_num_threads = threads or 0, 1
-    for name in ("fp32", "int8"):
-        session = onnxruntime.InferenceSession(files[f"hf_onnx_{name}"], options, providers=["CPUExecutionProvider"])
+    # Hugging Face's export as its users run it (every fusion on), and int8 also as OnnxRunner runs kzoo's files.
+    for name, disabled in (("fp32", []), ("int8", []), ("int8 (as OnnxRunner)", DISABLED_OPTIMIZERS)):
+        path = files[f"hf_onnx_{name.split()[0]}"]
+        session = onnxruntime.InferenceSession(path, options, providers=["CPUExecutionProvider"],
+                                               disabled_optimizers=disabled)
 
         def hf_run(encoded, s=session):
             return softmax(s.run(["logits"], {k: np.asarray(v, "int64") for k, v in encoded.items()})[0])
 
-        rows[f"HF ONNX Runtime {name}"] = ("hf_ids", files[f"hf_onnx_{name}"], hf_run)
-        rows[f"HF ONNX Runtime {name}, strings"] = ("strings", files[f"hf_onnx_{name}"],
-                                                   lambda texts, run=hf_run: run(hf_ids(texts)))
+        rows[f"HF ONNX Runtime {name}"] = ("hf_ids", path, hf_run)
+        rows[f"HF ONNX Runtime {name}, strings"] = ("strings", path, lambda texts, run=hf_run: run(hf_ids(texts)))
     helpers.update(hf_ids=hf_ids, tflite_length=export.TFLiteRunner(files["tflite_fp32"]).sequence_length)
     return rows, helpers
 
@@ -257,7 +270,8 @@ def report(measured, sizes, args, format_table):
     reference = np.asarray(measured["Keras predict, tensorflow"]["argmax"])
     file_of = {"SavedModel": "saved_model", "TFLite fp32": "tflite_fp32", "TFLite int8": "tflite_int8",
                "kzoo ONNX fp32": "onnx_fp32", "kzoo ONNX int8": "onnx_int8", "HF ONNX Runtime fp32": "hf_onnx_fp32",
-               "HF ONNX Runtime int8": "hf_onnx_int8"}
+               "HF ONNX Runtime int8": "hf_onnx_int8",
+               "HF ONNX Runtime int8 (as OnnxRunner)": "hf_onnx_int8"}
     table, results = [], {"model": args.model, "one_tweets": args.one, "batch_tweets": args.batch,
                           "batch_size": BATCH, "cpu_count": os.cpu_count(), "rows": {}}
     for name, entry in measured.items():

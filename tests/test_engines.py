@@ -15,9 +15,11 @@ from kzoo.models import TextClassifier
 from kzoo.train.optim import WarmupLinearDecay, make_optimizer
 
 # (virtual devices, settings) per process: TensorFlow numbers the collectives of each device set from the same
-# keys, so two device sets cannot share a process; TensorFlow refuses accumulation (check_accumulation).
+# keys, so two device sets cannot share a process; TensorFlow refuses accumulation (check_accumulation). Two
+# replicas of unequal weight show a per-replica mean as well as four do; four run under JAX (four on TensorFlow
+# cost another 140 s of the suite).
 ENGINE_RUNS = {
-    "tensorflow": [(2, ["devices=2"]), (4, ["devices=4"])],
+    "tensorflow": [(2, ["devices=2"])],
     "jax": [(4, ["devices=2", "devices=4", "devices=2,accumulate=2", "model_parallel=2"])],
 }
 

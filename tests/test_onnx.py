@@ -39,7 +39,7 @@ def wordpiece(tmp_path_factory):
 
 @tf_only
 def test_every_architecture_and_head_equals_keras_at_any_batch_and_length(tmp_path):
-    """In a torch process: the three backbones and each task head (every architecture under one) as ONNX files
+    """In a torch process: a backbone and each task head (every architecture under one) as ONNX files
     whose outputs equal the Keras serving outputs within 1e-4 (relative), at two batch sizes and lengths from one
     file; the file names its class and inputs; an export that fails leaves the old file as it was."""
     out = run_python(f"""
@@ -61,7 +61,7 @@ def test_every_architecture_and_head_equals_keras_at_any_batch_and_length(tmp_pa
                 difference = np.abs(actual[key][real] - value[real]).max() / max(np.abs(value[real]).max(), 1e-6)
                 assert difference <= {ONNX_TOLERANCE}, (key, difference)
 
-        models = {{arch + " backbone": make_backbone(arch) for arch in ("bert", "distil_bert", "albert")}}
+        models = {{"albert backbone": make_backbone("albert")}}  # sequence, pooled and sentence embedding out
         models["TextClassifier on bert"] = TextClassifier(make_backbone("bert"), num_classes=3,
                                                           label_names=["negative", "neutral", "positive"])
         models["TokenClassifier on albert"] = TokenClassifier(make_backbone("albert"), num_classes=5)
@@ -96,7 +96,7 @@ def test_every_architecture_and_head_equals_keras_at_any_batch_and_length(tmp_pa
         assert open(path, "rb").read() == before
         assert not [name for name in os.listdir({str(tmp_path)!r}) if not name.endswith(".onnx")]
     """, "torch")
-    assert out.count("checked") == 6, out
+    assert out.count("checked") == 4, out
 
 
 @tf_only
