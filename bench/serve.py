@@ -9,9 +9,9 @@ Hugging Face users do), then measures in child processes:
 - batch: tweets/s over `--batch` test tweets in batches of 32 (all cores), each batch padded to its longest
   member (TFLite files take their fixed length; kzoo's string paths sort the tweets by length first, as
   `TextClassifier.predict` does);
-- agreement: argmax agreement with the float32 Keras model (TF backend) on the batch tweets;
-- accuracy: on the whole tweets test split of `kzoo finetune`'s split, for the float32 Keras model and each
-  int8 path.
+- agreement: argmax agreement with the float32 Keras model (TF backend) on the batch tweets, and (int8 paths)
+  on the whole tweets test split of `kzoo finetune`'s split;
+- accuracy: on that test split, for the float32 Keras model and each int8 path.
 
 Strings in includes tokenization: in the graph for the SavedModel, on the host for the id files (kzoo's
 tokenizer, or Hugging Face's fast tokenizer for the Hugging Face rows).
@@ -155,7 +155,7 @@ def paths(model_dir, files, threads, backend):
         return dict(tokenizer(texts, padding=True, truncation=True, max_length=preprocessor.sequence_length,
                               return_tensors="np"))
 
-    options = onnxruntime.SessionOptions()  # Hugging Face's export as its users run it: every fusion on
+    options = onnxruntime.SessionOptions()
     options.intra_op_num_threads, options.inter_op_num_threads = threads or 0, 1
     # Hugging Face's export as its users run it (every fusion on), and int8 also as OnnxRunner runs kzoo's files.
     for name, disabled in (("fp32", []), ("int8", []), ("int8 (as OnnxRunner)", DISABLED_OPTIMIZERS)):
@@ -219,6 +219,7 @@ def worker(args):
             chunks = [texts[i:i + 256] for i in range(0, len(texts), 256)]
             answers = np.concatenate([predict(prepare(chunk)).argmax(-1) for chunk in chunks])
             entry["test_accuracy"] = float(np.mean(np.asarray(helpers["label_names"])[answers] == np.asarray(labels)))
+            entry["test_argmax"] = answers.tolist()
         results[name] = entry
     print(json.dumps(results))
 
@@ -235,7 +236,7 @@ def main():
     args = parser.parse_args()
     if args.worker:
         return worker(args)
-    os.environ["KERAS_BACKEND"] = "tensorflow"  # export runs on TensorFlow
+    os.environ["KERAS_BACKEND"] = "tensorflow"  # this process exports SavedModel and TFLite (ONNX: a torch one)
     if not os.path.isdir(args.model):
         sys.exit(f"--model {args.model} is not a folder: run `make demo` first, or pass a TextClassifier preset.")
     from kzoo.export.timing import path_bytes
@@ -254,7 +255,7 @@ def main():
                 if single:  # XLA's CPU client: one thread
                     os.environ["XLA_FLAGS"] = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
                 try:
-                    part = run_worker(__file__, backend, ["--worker", mode, *common][1:], f"{mode} on {backend}")
+                    part = run_worker(__file__, backend, [mode, *common], f"{mode} on {backend}")
                 finally:
                     if single:
                         os.environ.pop("XLA_FLAGS") if previous is None else os.environ.update(XLA_FLAGS=previous)
@@ -268,6 +269,7 @@ def report(measured, sizes, args, format_table):
     import numpy as np
 
     reference = np.asarray(measured["Keras predict, tensorflow"]["argmax"])
+    test_reference = np.asarray(measured["Keras predict, tensorflow"]["test_argmax"])
     file_of = {"SavedModel": "saved_model", "TFLite fp32": "tflite_fp32", "TFLite int8": "tflite_int8",
                "kzoo ONNX fp32": "onnx_fp32", "kzoo ONNX int8": "onnx_int8", "HF ONNX Runtime fp32": "hf_onnx_fp32",
                "HF ONNX Runtime int8": "hf_onnx_int8",
@@ -278,14 +280,19 @@ def report(measured, sizes, args, format_table):
         stem = name.split(",")[0]
         entry["bytes"] = sizes.get(file_of.get(stem))
         entry["agreement"] = float(np.mean(np.asarray(entry.pop("argmax")) == reference))
+        if "test_argmax" in entry:
+            entry["test_agreement"] = float(np.mean(np.asarray(entry.pop("test_argmax")) == test_reference))
         results["rows"][name] = entry
+        tested = "test_accuracy" in entry
         table.append([name, "-" if entry["bytes"] is None else f"{entry['bytes'] / 2**20:.1f}",
                       f"{entry['one_seconds'] * 1e3:.2f}", f"{entry['batch_tweets_per_second']:.1f}",
-                      f"{entry['agreement']:.4f}", f"{entry['test_accuracy']:.4f}" if "test_accuracy" in entry else ""])
+                      f"{entry['agreement']:.4f}", f"{entry['test_agreement']:.4f}" if tested else "",
+                      f"{entry['test_accuracy']:.4f}" if tested else ""])
     print(f"\n{args.model}: one tweet = median ms over {args.one} test tweets, 1 thread; batch = tweets/s over "
           f"{args.batch} test tweets in batches of {BATCH}, {os.cpu_count()} cores; agreement = argmax against "
-          "Keras predict on TensorFlow; accuracy on the whole test split")
-    print(format_table(["path", "MiB", "one tweet ms", "batch tweets/s", "agreement", "test accuracy"], table))
+          "Keras predict on TensorFlow, on those tweets and on the whole test split; accuracy on the test split")
+    print(format_table(["path", "MiB", "one tweet ms", "batch tweets/s", "agreement", "test agreement",
+                        "test accuracy"], table))
     rows = results["rows"]
     kzoo_strings = {n: e for n, e in rows.items() if not n.startswith("HF") and n.endswith(("strings", "serve_text"))
                     or n.startswith("Keras")}

@@ -306,10 +306,12 @@ def build_parser():
     export = commands.add_parser(
         "export", help="export a kzoo preset folder as a SavedModel (raw strings in), a TFLite or an ONNX file (ids "
                        "in)",
-        description="Runs on the TensorFlow backend (under another KERAS_BACKEND it re-runs itself there), so "
-                    "weights trained on any backend export the same way. A SavedModel has the tokenizer inside "
-                    "(signatures serve_text, serve_text_pair, serve_ids); a TFLite file takes token ids padded to "
-                    "--sequence-length; an ONNX file takes token ids of any length (pip install 'kzoo[onnx]'). Writes are atomic; an existing OUT needs --overwrite.")
+        description="Each format runs on its exporter's backend (SavedModel and TFLite: TensorFlow; ONNX: torch); "
+                    "under another KERAS_BACKEND the command re-runs itself there, so weights trained on any "
+                    "backend export the same way. A SavedModel has the tokenizer inside (signatures serve_text, "
+                    "serve_text_pair, serve_ids); a TFLite file takes token ids padded to --sequence-length; an "
+                    "ONNX file takes token ids of any length (pip install 'kzoo[onnx]'). Writes are atomic; an "
+                    "existing OUT needs --overwrite.")
     export.add_argument("model", help="a kzoo preset folder (save_to_preset, kzoo finetune's OUT/best, ...)")
     export.add_argument("out", help="SavedModel folder, or a .tflite / .onnx file with --format tflite / onnx")
     export.add_argument("--format", choices=["saved_model", "tflite", "onnx"], default="saved_model")
@@ -338,7 +340,7 @@ BAD_INPUT = (ValueError, FileNotFoundError, FileExistsError, IsADirectoryError, 
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser().parse_args(argv)
-    args.argv = argv[1:]  # the command's own arguments (kzoo export re-runs itself on TensorFlow with them)
+    args.argv = argv[1:]  # the command's own arguments (kzoo export re-runs itself on another backend with them)
     import_tensorflow_quietly()  # every command loads Keras, and with it TensorFlow: without its native INFO lines
     out = getattr(args, "out", None)
     new_out = bool(out) and not os.path.exists(out)

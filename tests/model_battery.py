@@ -292,7 +292,7 @@ def run_quantized_saving_test(model, inputs):
     run_model_saving_test(quantized, inputs)
 
 
-def run_fit_test(model, train_data, batch_size, run_eagerly=False):
+def run_fit_test(model, train_data, batch_size, run_eagerly=True):
     """One epoch of `fit` with the task's default compile (and `run_eagerly`): finite losses and weights, most
     trainable weights moved."""
     x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(train_data)

@@ -1,6 +1,8 @@
 """Export: a SavedModel that takes raw strings (tokenizer inside) or token ids; TFLite and ONNX files (fp32, int8).
 
-Export runs on the TensorFlow backend; from JAX or torch it goes through a TensorFlow-backend subprocess.
+Each format is written on its exporter's backend (SavedModel and TFLite: TensorFlow; ONNX: torch); from another
+backend the export goes through a subprocess (`backend_process.py`). `HostTokenizer` makes an id file's inputs from
+strings on the host.
 """
 
 from kzoo.export.host_text import HostTokenizer

@@ -23,7 +23,13 @@ def on_backend(name):
 
 def run_cli(argv, backend, check=True):
     """Run `kzoo <argv>` in a Python process on `backend` and return the `CompletedProcess`; with `check`, a
-    failure raises a RuntimeError carrying the process's last error line."""
+    failure raises a RuntimeError carrying the process's last error line.
+
+    Args:
+        argv: the command's arguments, after `kzoo`.
+        backend: the process's `KERAS_BACKEND`.
+        check: raise when the process fails.
+    """
     env = dict(os.environ, KERAS_BACKEND=backend)
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     result = subprocess.run([sys.executable, "-m", "kzoo.cli", *argv], env=env, capture_output=True, text=True)
@@ -37,7 +43,15 @@ def run_cli(argv, backend, check=True):
 def export_in_process(model, kind, destination, preprocessor=None, with_preprocessing=True, top_k=5,
                       quantize=None, sequence_length=None, overwrite=False):
     """Save `model` (and its `preprocessor`) to a temporary preset and export it as `kind` from a process on
-    the backend of `FORMAT_BACKENDS[kind]`."""
+    the backend of `FORMAT_BACKENDS[kind]`; returns `destination`.
+
+    Args:
+        model: a kzoo model with `save_to_preset`.
+        kind: "saved_model", "tflite" or "onnx".
+        destination: the folder or file to write.
+        preprocessor, with_preprocessing, top_k, quantize, sequence_length, overwrite: as `kzoo export` takes
+            them (`--no-preprocessing`, `--top-k`, ...).
+    """
     from kzoo.models.task import PREPROCESSOR_FILE, write_preprocessor
 
     backend = FORMAT_BACKENDS[kind]

@@ -67,7 +67,7 @@ def saved_model(model, directory, with_preprocessing=True, preprocessor=None, to
                          "preprocessor=TextPreprocessor(tokenizer) or with_preprocessing=False.")
     if not on_backend("tensorflow"):
         return export_in_process(model, "saved_model", directory, preprocessor=preprocessor,
-                                    with_preprocessing=with_preprocessing, top_k=top_k, overwrite=overwrite)
+                                 with_preprocessing=with_preprocessing, top_k=top_k, overwrite=overwrite)
     with atomic_directory(directory, overwrite=overwrite) as staging:
         archive, signatures = _archive(model, preprocessor if with_preprocessing else None, top_k)
         archive.write_out(staging, verbose=False)

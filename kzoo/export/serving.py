@@ -1,7 +1,8 @@
 """What an exported model computes: the task's outputs from token ids, and raw strings → token ids in the graph.
 
-Both are written once here and used by the SavedModel (string and id signatures) and TFLite (ids) exports.
-Every function runs on the TensorFlow backend inside a `tf.function`.
+Both are written once here. The output function serves the SavedModel's signatures and the TFLite file (traced by
+`tf.function` on the TensorFlow backend) and the ONNX file (traced by torch.export on the torch backend); the
+string function runs in the SavedModel's graph.
 """
 
 import keras

@@ -84,7 +84,7 @@ def tflite(model, path, quantize=None, sequence_length=None, top_k=5, with_prepr
         raise ValueError(f"sequence_length must be in [3, max_sequence_length={limit}]; got {sequence_length}.")
     if not on_backend("tensorflow"):
         return export_in_process(model, "tflite", path, quantize=quantize, sequence_length=sequence_length,
-                                    top_k=top_k, overwrite=overwrite)
+                                 top_k=top_k, overwrite=overwrite)
     flatbuffer = convert(model, sequence_length, quantize, top_k)
     with atomic_file(path, "wb") as f:
         f.write(flatbuffer)

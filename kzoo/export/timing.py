@@ -1,4 +1,4 @@
-"""Sizes and latencies of exported files (for `make demo` and `bench/export.py`)."""
+"""Sizes of exported files (for `make demo` and `bench/serve.py`)."""
 
 import os
 
