@@ -5,7 +5,8 @@ tweets student). The parent exports it (SavedModel, TFLite fp32/int8, ONNX fp32/
 Face folder and exports that with torch.onnx (fp32, and int8 by ONNX Runtime's dynamic quantization, as
 Hugging Face users do), then measures in child processes:
 
-- one tweet: median latency over the first `--one` test tweets, one at a time, 1 thread everywhere;
+- one tweet: median latency over the first `--one` test tweets, one at a time, 1 thread everywhere, each tweet
+  through every path of a process before the next;
 - batch: tweets/s over `--batch` test tweets in batches of 32 (all cores), each batch padded to its longest
   member (TFLite files take their fixed length; kzoo's string paths sort the tweets by length first, as
   `TextClassifier.predict` does);
@@ -178,8 +179,6 @@ def worker(args):
     Keras on TensorFlow, every int8 path) accuracy on the whole test split."""
     import numpy as np
 
-    from kzoo.timing import median_seconds
-
     backend = os.environ["KERAS_BACKEND"]
     threads = 1 if args.worker == "one" else None
     if threads == 1 and backend == "tensorflow":
@@ -190,24 +189,33 @@ def worker(args):
     files = json.loads(args.files)
     texts, labels = test_split(args.model)
     rows, helpers = paths(args.model, files, threads, backend)
+    def prepare(batch, kind):
+        if kind == "strings":
+            return batch
+        if kind == "hf_ids":
+            return helpers["hf_ids"](batch)
+        return helpers["ids"](batch, helpers["tflite_length"] if kind == "fixed_ids" else None)
+
+    if args.worker == "one":
+        # Interleaved: each tweet goes through every path before the next tweet, so a slow spell of this shared
+        # machine lands on all paths alike (timed one path after another, two runs differed by 2x in a ratio).
+        inputs = {name: [prepare(texts[i:i + 1], kind) for i in range(args.one)] for name, (kind, _, _) in rows.items()}
+        seconds = {name: [] for name in rows}
+        for index in range(-5, args.one):  # five untimed warm-up tweets
+            for name, (_, _, predict) in rows.items():
+                start = time.perf_counter()
+                predict(inputs[name][max(index, 0)])
+                seconds[name].append(time.perf_counter() - start)
+        print(json.dumps({name: {"one_seconds": float(np.median(values[5:]))} for name, values in seconds.items()}))
+        return
     results = {}
     for name, (kind, _, predict) in rows.items():
-        def prepare(batch, kind=kind):
-            if kind == "strings":
-                return batch
-            if kind == "hf_ids":
-                return helpers["hf_ids"](batch)
-            return helpers["ids"](batch, helpers["tflite_length"] if kind == "fixed_ids" else None)
-
-        if args.worker == "one":
-            inputs = [prepare(texts[i:i + 1]) for i in range(args.one)]
-            results[name] = {"one_seconds": median_seconds(predict, inputs, warmup=5)}
-            continue
         tweets = texts[:args.batch]
         # kzoo's string paths sort by length, as TextClassifier.predict buckets; the others keep the order.
         by_length = kind == "strings" and not name.startswith("HF")
         order = np.argsort([len(t) for t in tweets], kind="stable") if by_length else np.arange(len(tweets))
-        batches = [prepare([tweets[i] for i in order[start:start + BATCH]]) for start in range(0, len(tweets), BATCH)]
+        batches = [prepare([tweets[i] for i in order[start:start + BATCH]], kind)
+                   for start in range(0, len(tweets), BATCH)]
         predict(batches[0])  # compile, warm up
         start = time.perf_counter()
         outputs = [predict(batch) for batch in batches]
@@ -217,7 +225,7 @@ def worker(args):
         entry = {"batch_tweets_per_second": len(tweets) / seconds, "argmax": predicted.tolist()}
         if "int8" in name and kind != "strings" or name == "Keras predict, tensorflow":
             chunks = [texts[i:i + 256] for i in range(0, len(texts), 256)]
-            answers = np.concatenate([predict(prepare(chunk)).argmax(-1) for chunk in chunks])
+            answers = np.concatenate([predict(prepare(chunk, kind)).argmax(-1) for chunk in chunks])
             entry["test_accuracy"] = float(np.mean(np.asarray(helpers["label_names"])[answers] == np.asarray(labels)))
             entry["test_argmax"] = answers.tolist()
         results[name] = entry
