@@ -124,10 +124,15 @@ def test_bad_input_is_named_and_the_runner_stays_usable(wordpiece, tmp_path):
         runner({k: v for k, v in ids.items() if k != "segment_ids"})
     too_big = dict(ids, token_ids=ids["token_ids"].copy())
     too_big["token_ids"][1, 1] = 10_000
-    with pytest.raises(ValueError, match=r"token_ids holds 10000, outside the vocabulary \[0, 17\)"):
+    with pytest.raises(ValueError, match=r"token_ids has value 10000 at index \(1, 1\); every value must be in "
+                                         r"\[0, 17\)"):
         runner(too_big)
+    fractional = dict(ids, token_ids=ids["token_ids"].astype("float64"))
+    fractional["token_ids"][0, 1] = 6.5  # int32 would have made it 6 without a word
+    with pytest.raises(ValueError, match=r"token_ids must hold integer ids; got .*6\.5.* at index \(0, 1\)"):
+        runner(fractional)
     too_long = {k: np.zeros((1, 40), "int32") for k in ids}
-    with pytest.raises(ValueError, match="sequence length 40, longer than the model's maximum 32"):
+    with pytest.raises(ValueError, match="token_ids has sequence length 40, longer than max_sequence_length=32"):
         runner(too_long)
     assert runner(ids)["probabilities"].shape == (2, 2)  # still usable
     with pytest.raises(FileNotFoundError, match="does not exist"):

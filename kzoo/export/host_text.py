@@ -17,10 +17,9 @@ import numpy as np
 from kzoo.data.task_inputs import as_text_list
 
 # The characters the Rust path takes: ASCII, Latin (U+00A1-U+024F but the soft hyphen; keras-hub does not split
-# on a no-break space), punctuation, currency,
-# letterlike symbols and arrows, dingbats, emoji, CJK ideographs. On random text from every Unicode plane the two
-# tokenizers differ in places (Arabic and Hebrew marks, control and format characters, capital sigma's lower
-# case); a batch with any other character goes through the preprocessor.
+# on a no-break space), punctuation, currency, letterlike symbols and arrows, dingbats, emoji, CJK ideographs. On
+# random text from every Unicode plane the two tokenizers differ in places (Arabic and Hebrew marks, control and
+# format characters, capital sigma's lower case); a batch with any other character goes through the preprocessor.
 _RUST_SAFE = re.compile("[\t\n\r\x20-\x7e\u00a1-\u00ac\u00ae-\u024f\u2010-\u2027\u2030-\u205e\u20a0-\u20bf"
                         "\u2100-\u214f\u2190-\u21ff\u2600-\u27bf\u4e00-\u9fff\U0001f000-\U0001faff]*")
 

@@ -107,11 +107,11 @@ def metadata(model):
     Args:
         model: the kzoo model being exported.
     """
-    backbone = serving.backbone_of(model)
+    from kzoo.models.batch_checks import input_limits
+
     return {"class_name": type(model).__name__, "input_keys": list(serving.input_keys(model)),
             "label_names": getattr(model, "label_names", None),
-            "max_sequence_length": int(backbone.max_sequence_length),
-            "vocabulary_size": int(backbone.vocabulary_size)}
+            "input_limits": {key: int(value) for key, value in input_limits(model).items()}}
 
 
 def _sample_inputs(model, batch=2, length=11):
@@ -233,24 +233,19 @@ class OnnxRunner:
         described = json.loads(self.session.get_modelmeta().custom_metadata_map.get(METADATA_KEY, "{}"))
         self.class_name = described.get("class_name")
         self.label_names = described.get("label_names")
-        self.max_sequence_length = described.get("max_sequence_length")
-        self.vocabulary_size = described.get("vocabulary_size")
+        self.input_limits = described.get("input_limits", {})  # as kzoo's models check their own inputs
         self.input_keys = tuple(sorted(node.name for node in self.session.get_inputs()))
         self.output_names = [node.name for node in self.session.get_outputs()]
 
     def __call__(self, inputs):
-        missing = set(self.input_keys) - set(inputs)
-        if missing:
-            raise ValueError(f"{self.path} needs inputs {sorted(missing)} (it takes {list(self.input_keys)}).")
-        arrays = {key: np.asarray(inputs[key], "int32") for key in self.input_keys}
-        length = arrays["token_ids"].shape[-1]
+        from kzoo.models.batch_checks import check_batch
+
+        serving.check_input_keys(self.path, self.input_keys, inputs)
+        inputs = {key: inputs[key] for key in self.input_keys}
+        check_batch(inputs, self.input_limits)  # whole numbers, ids in range, length (ONNX Runtime's own error
+        # for a bad gather index names no input)
+        length = np.shape(inputs["token_ids"])[-1]
         if length < 2:
             raise ValueError(f"token_ids has sequence length {length}; a packed text has at least 2 ([CLS] [SEP]).")
-        if self.max_sequence_length and length > self.max_sequence_length:
-            raise ValueError(f"token_ids has sequence length {length}, longer than the model's maximum "
-                             f"{self.max_sequence_length}.")
-        token_ids = arrays["token_ids"]
-        if self.vocabulary_size and token_ids.size and not 0 <= token_ids.min() <= token_ids.max() < self.vocabulary_size:
-            bad = token_ids[(token_ids < 0) | (token_ids >= self.vocabulary_size)][0]
-            raise ValueError(f"token_ids holds {bad}, outside the vocabulary [0, {self.vocabulary_size}).")
+        arrays = {key: np.asarray(value, "int32") for key, value in inputs.items()}
         return dict(zip(self.output_names, self.session.run(self.output_names, arrays)))

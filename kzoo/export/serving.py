@@ -30,6 +30,13 @@ def check_exportable(model):
         raise ValueError(f"export takes a kzoo backbone or task model; {type(model).__name__} is neither.")
 
 
+def check_input_keys(path, input_keys, inputs):
+    """Raise a ValueError naming the exported file and the inputs it needs that `inputs` lacks (the runners')."""
+    missing = set(input_keys) - set(inputs)
+    if missing:
+        raise ValueError(f"{path} needs inputs {sorted(missing)} (it takes {list(input_keys)}).")
+
+
 def backbone_of(model):
     return model if isinstance(model, Backbone) else model.backbone
 

@@ -142,9 +142,7 @@ class TFLiteRunner:
         self.sequence_length = int(next(iter(details.values()))["shape"][1])
 
     def __call__(self, inputs):
-        missing = set(self.input_keys) - set(inputs)
-        if missing:
-            raise ValueError(f"{self.path} needs inputs {sorted(missing)} (it takes {list(self.input_keys)}).")
+        serving.check_input_keys(self.path, self.input_keys, inputs)
         arrays = {key: np.asarray(inputs[key], "int32") for key in self.input_keys}
         length = arrays["token_ids"].shape[1]
         if length > self.sequence_length:
