@@ -254,16 +254,23 @@ def build_parser():
     finetune = commands.add_parser(
         "finetune", help="fine-tune a task model on a labelled .csv or .jsonl file",
         description="Splits the file into train / validation (checkpoint selection) / test under --seed, trains, "
-                    "keeps the best checkpoint (validation accuracy; validation loss for qa), and reports accuracy, "
-                    "macro-F1 and the majority baseline on the test split (also in OUT/metrics.json). For tokens they "
-                    "are per word; for qa accuracy is exact match and macro_f1 SQuAD's F1.")
-    finetune.add_argument("--task", required=True, help="classify, tokens (a tag per word) or qa (answer spans)")
+                    "keeps the best checkpoint (validation accuracy; validation loss for qa and embed), and reports "
+                    "accuracy, macro-F1 and the majority baseline on the test split (also in OUT/metrics.json). For "
+                    "tokens they are per word; for qa accuracy is exact match and macro_f1 SQuAD's F1; for embed, "
+                    "retrieval of each test anchor's positive: accuracy (recall@1), recall_at_10, mrr_at_10 and "
+                    "chance_baseline.")
+    finetune.add_argument("--task", required=True, help="classify, tokens (a tag per word), qa (answer spans) or "
+                          "embed (sentence embeddings from pairs of texts: --text-field anchor, --pair-field positive)")
     finetune.add_argument("--from", required=True, help="preset name, kzoo preset folder or Hugging Face folder")
     finetune.add_argument("--out", required=True)
     _add_data_arguments(finetune)
     finetune.add_argument("--learning-rate", type=float, default=5e-5)
     finetune.add_argument("--lora-rank", type=int, help="LoRA on the attention and feed-forward kernels")
     finetune.add_argument("--quantize", choices=["int8"], help="also score the int8-quantized model")
+    finetune.add_argument("--doc-stride", type=int, metavar="N", help="qa: split long contexts into windows "
+                          "sharing N tokens, as Hugging Face's run_qa.py (default: truncate them)")
+    finetune.add_argument("--max-answer-length", type=int, metavar="M", help="qa: the longest answer in word "
+                          "pieces (default 30)")
     finetune.set_defaults(func=_finetune)
 
     distill = commands.add_parser(

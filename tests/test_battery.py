@@ -10,7 +10,7 @@ from conftest import ARCHS, TINY, make_inputs
 from model_battery import run_backbone_test, run_quantized_saving_test, run_task_test
 
 from kzoo.models import (AlbertPretrainer, BertPretrainer, DistilBertMaskedLM, SpanQuestionAnswerer, TextClassifier,
-                         TokenClassifier)
+                         TextEmbedder, TokenClassifier)
 
 BATCH, LENGTH, HIDDEN, CLASSES, PREDICTIONS = 2, 12, 32, 3, 3
 SIZES = dict(hidden_dim=HIDDEN, intermediate_dim=2 * HIDDEN, num_layers=2)
@@ -78,8 +78,20 @@ def pretrainer_case(arch):
     return cls, {"backbone": model}, (x, y, sample_weight), expected
 
 
+def embedder_case(arch):
+    """Two pairs, interleaved (anchor, positive, anchor, positive): the contrastive loss needs a negative."""
+    model = backbone(arch)
+    x = make_inputs(model, batch=2 * BATCH, length=LENGTH, seed=1)
+    return TextEmbedder, {"backbone": model}, (x, np.zeros(2 * BATCH, "int32")), (2 * BATCH, HIDDEN)
+
+
 TASKS = {"TextClassifier": classifier_case, "TokenClassifier": token_classifier_case,
-         "SpanQuestionAnswerer": question_answerer_case, "Pretrainer": pretrainer_case}
+         "SpanQuestionAnswerer": question_answerer_case, "Pretrainer": pretrainer_case,
+         "TextEmbedder": embedder_case}
+
+
+# Outputs documented as float32 under a mixed policy: the span logits, the embeddings.
+FLOAT32_OUTPUTS = {"SpanQuestionAnswerer": ("start_logits", "end_logits"), "TextEmbedder": ("output",)}
 
 
 @pytest.mark.parametrize("task", sorted(TASKS))
@@ -90,8 +102,9 @@ def test_task_battery(arch, task):
     # step under mixed_bfloat16 (tests/test_training.py fits each in float32); the other tasks fit eagerly in
     # float32.
     pretrainer = task == "Pretrainer"
-    run_task_test(cls, init_kwargs, train_data, expected, batch_size=BATCH, policies=("mixed_bfloat16",),
-                  float32_outputs=expected if cls is SpanQuestionAnswerer else (),  # its documented float32 logits
+    run_task_test(cls, init_kwargs, train_data, expected, batch_size=len(train_data[0]["token_ids"]),
+                  policies=("mixed_bfloat16",),
+                  float32_outputs=FLOAT32_OUTPUTS.get(task, ()),
                   fit_policy="mixed_bfloat16" if pretrainer else None, fit_eagerly=not pretrainer)
 
 

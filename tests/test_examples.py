@@ -28,7 +28,8 @@ pytestmark = [
                        reason=f"the examples' default data and weights: {', '.join(NEEDS)} (make installs them)"),
 ]
 TESTED = {"classify_csv.py", "convert_huggingface.py", "pretrain_text.py", "distill_classifier.py",
-          "export_and_serve.py", "other_backend.py"}
+          "export_and_serve.py", "other_backend.py", "semantic_search.py", "convert_checkpoints.py",
+          "long_document_qa.py"}
 
 
 def run_example(name, *args, cwd, backend="tensorflow", check=True):
@@ -149,6 +150,43 @@ def test_export_and_serve_answers_equal_the_keras_model(tmp_path):
     assert "saved_model: labels equal the Keras model's" in out and "tflite: labels equal the Keras model's" in out
 
 
+def test_semantic_search_answers_and_serves_what_the_saved_embedder_gives(tmp_path):
+    import tensorflow as tf
+    import tensorflow_text  # noqa: F401 (the SavedModel's tokenizer ops)
+
+    from kzoo.models import TextEmbedder
+
+    search = example_module("semantic_search")
+    summary, out = run_example("semantic_search.py", "--tiny", "--out", "search", cwd=tmp_path)
+    assert len(summary["loss"]) == 1 and np.isfinite(summary["loss"]).all()
+    # Here, independently: the saved embedder's nearest documents, and the SavedModel's embeddings of them.
+    embedder = TextEmbedder.from_preset(str(tmp_path / "search" / "embedder"))
+    nearest = embedder.similarity(search.QUERIES, search.DOCUMENTS).argmax(axis=1)
+    assert summary["best_matches_after"] == [search.DOCUMENTS[i] for i in nearest]
+    served = tf.saved_model.load(str(tmp_path / "search" / "saved_model")).signatures["serve_text"](
+        text=tf.constant(search.DOCUMENTS))["sentence_embedding"].numpy()
+    np.testing.assert_allclose(served, embedder.encode(search.DOCUMENTS), atol=1e-5)
+    assert "BertBackbone, mean pooling, normalised, sequences of 256" in out
+
+
+def test_long_document_qa_finds_answers_past_the_first_window_with_a_stride(tmp_path):
+    from kzoo.data.synthetic_qa import code_word_examples
+    from kzoo.evaluation.scores import exact_match
+    from kzoo.models import SpanQuestionAnswerer
+
+    summary, out = run_example("long_document_qa.py", "--tiny", cwd=tmp_path)
+    past = summary["answers_past_first_window"]
+    assert past >= 0.6 and summary["with_stride"]["exact_match"] >= 0.8
+    assert summary["without_stride"]["exact_match"] <= 1 - past + 0.05  # what lies past the cut is never found
+    # Here, independently: the saved windowed model on the script's held-out contexts.
+    model = SpanQuestionAnswerer.from_preset(str(tmp_path / summary["out"]))
+    assert model.doc_stride == summary["doc_stride"] == 16 and model.preprocessor.sequence_length == 64
+    questions, contexts, answers = (part[200:] for part in code_word_examples(300, 32, 0))
+    predicted = model.predict_answers(questions, contexts)
+    assert np.mean([exact_match(p["answer"], a["text"]) for p, a in zip(predicted, answers)]) == \
+        summary["with_stride"]["exact_match"]
+
+
 def test_convert_huggingface_round_trip_keeps_every_tensor(tmp_path):
     from safetensors.numpy import load_file
 
@@ -166,6 +204,28 @@ def test_convert_huggingface_round_trip_keeps_every_tensor(tmp_path):
         {k: configs[0][k] for k in ("hidden_size", "num_hidden_layers", "vocab_size")}
     assert (runs / "kzoo" / "vocab.txt").read_text() == (runs / "tiny_source" / "vocab.txt").read_text()
     assert "BertBackbone: 39 tensors mapped" in out
+
+
+def test_convert_checkpoints_loads_sharded_bfloat16_and_keras_hub_folders(tmp_path):
+    from kzoo.convert import from_huggingface
+    from kzoo.models import BertBackbone
+
+    summary, out = run_example("convert_checkpoints.py", "--tiny", cwd=tmp_path)
+    differences = summary["differences"]
+    assert differences["sharded"] <= 1e-6 and differences["keras_hub"] <= 1e-5
+    assert 0 < differences["bfloat16"] < 0.05  # bfloat16's 8 bits of mantissa, no more
+    assert summary["shards"] == 4 and summary["keras_hub_tokenizer_matches"] is True
+    # Here, independently: what the script wrote is what it says.
+    runs = tmp_path / "runs" / "checkpoints"
+    index = json.loads((runs / "sharded" / "model.safetensors.index.json").read_text())
+    assert len(set(index["weight_map"].values())) == 4
+    original = from_huggingface(str(runs / "huggingface")).model
+    for model in (from_huggingface(str(runs / "sharded")).model, BertBackbone.from_preset(str(runs / "keras_hub"))):
+        for ours, theirs in zip(model.weights, original.weights):
+            np.testing.assert_array_equal(keras.ops.convert_to_numpy(ours), keras.ops.convert_to_numpy(theirs))
+    header_size = int.from_bytes((runs / "bfloat16" / "model.safetensors").read_bytes()[:8], "little")
+    header = json.loads((runs / "bfloat16" / "model.safetensors").read_bytes()[8:8 + header_size])
+    assert {entry["dtype"] for name, entry in header.items() if name != "__metadata__"} == {"BF16"}
 
 
 def test_pretrain_text_learns_on_held_out_text_and_saves_a_fine_tunable_model(tmp_path):

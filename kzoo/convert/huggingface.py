@@ -1,4 +1,5 @@
-"""Hugging Face checkpoints in and out: `config.json` + `model.safetensors`, read with safetensors' numpy API.
+"""Hugging Face checkpoints in and out: `config.json` + `model.safetensors` (or shards listed in
+`model.safetensors.index.json`; float32, float16 or bfloat16), read with `kzoo.convert.safetensors_io`.
 
 No torch at run time. A `pytorch_model.bin` is a pickle and is refused unless `allow_pickle=True`, and even then
 it is read with `torch.load(weights_only=True)`.
@@ -14,6 +15,7 @@ import numpy as np
 from kzoo.architectures import ARCHITECTURES, REQUIRED, of_backbone, of_model_type
 from kzoo.atomic import atomic_directory
 from kzoo.convert import hf_mapping
+from kzoo.convert.safetensors_io import INDEX_SUFFIX, read_safetensors, read_sharded
 from kzoo.data.tokenizers import load_hf_tokenizer
 from kzoo.file_checks import check_readable, one_line, present, read_json
 from kzoo.models.registry import model_class
@@ -124,31 +126,67 @@ def backbone_config(config, path="config.json"):
 
 
 def read_hf_tensors(directory, allow_pickle=False):
-    """(`{name: numpy array}`, the file read) from `model.safetensors`, or from `pytorch_model.bin` only when
-    `allow_pickle`."""
+    """(`{name: numpy array}`, the file read) of a Hugging Face folder's weights: `model.safetensors`, a sharded
+    `model.safetensors.index.json` (the index is the file named), or, only when `allow_pickle`,
+    `pytorch_model.bin` or its sharded index. Floating tensors come as float32: float16 and bfloat16 ones are
+    cast exactly (see `kzoo.convert.safetensors_io`).
+
+    Args:
+        directory: a folder written by transformers' `save_pretrained`.
+        allow_pickle: also read PyTorch pickles (with `torch.load(weights_only=True)`) when there is no
+            safetensors file.
+
+    Example:
+    >>> import os, tempfile
+    >>> import numpy as np
+    >>> from safetensors.numpy import save_file
+    >>> folder = tempfile.mkdtemp()
+    >>> save_file({"pooler.dense.bias": np.zeros(2, "float16")}, os.path.join(folder, "model.safetensors"))
+    >>> tensors, source = read_hf_tensors(folder)
+    >>> tensors["pooler.dense.bias"].dtype, os.path.basename(source)
+    (dtype('float32'), 'model.safetensors')
+    """
+    tensors, files = _read_tensors(directory, allow_pickle)
+    return tensors, files["source"]
+
+
+def _read_tensors(directory, allow_pickle):
+    """(`{name: array}`, `{name: its file, "source": the file named for the checkpoint as a whole}`)."""
     safetensors_path = os.path.join(directory, "model.safetensors")
     if present(safetensors_path):
-        from safetensors import SafetensorError
-        from safetensors.numpy import load_file
-
-        check_readable(safetensors_path, "safetensors file")
-        try:
-            return load_file(safetensors_path), safetensors_path
-        except (SafetensorError, OSError, ValueError) as error:
-            raise ValueError(f"{safetensors_path} is not a readable safetensors file (truncated or corrupt?): "
-                             f"{one_line(error)}") from error
+        return _one_file(read_safetensors(safetensors_path), safetensors_path)
+    safetensors_index = safetensors_path + INDEX_SUFFIX
+    if present(safetensors_index):
+        tensors, files = read_sharded(safetensors_index)
+        return tensors, {**files, "source": safetensors_index}
     bin_path = os.path.join(directory, "pytorch_model.bin")
-    if present(bin_path):
-        if not allow_pickle:
+    for path in (bin_path, bin_path + INDEX_SUFFIX):
+        if present(path) and not allow_pickle:
+            shards = " (the shards it lists are)" if path.endswith(INDEX_SUFFIX) else ""
             raise ValueError(
-                f"{bin_path} is a pickle, which can run code when loaded; kzoo refuses it by default. Convert it "
-                "to model.safetensors, or pass allow_pickle=True to load it with torch.load(weights_only=True)."
+                f"{path} is a pickle{shards}, which can run code when loaded; kzoo refuses it by default. Convert "
+                "it to model.safetensors, or pass allow_pickle=True to load it with torch.load(weights_only=True)."
             )
-        return _read_torch_state(bin_path), bin_path
-    if present(os.path.join(directory, "model.safetensors.index.json")):
-        raise ValueError(f"{directory} holds a sharded checkpoint (model.safetensors.index.json); kzoo reads one "
-                         "model.safetensors: save it with a larger max_shard_size.")
-    raise FileNotFoundError(f"{directory} has neither model.safetensors nor pytorch_model.bin.")
+    if present(bin_path):
+        return _one_file(_read_torch_state(bin_path), bin_path)
+    if present(bin_path + INDEX_SUFFIX):
+        tensors, files = read_sharded(bin_path + INDEX_SUFFIX, _read_torch_shard)
+        return tensors, {**files, "source": bin_path + INDEX_SUFFIX}
+    raise FileNotFoundError(f"{directory} has neither model.safetensors nor pytorch_model.bin (nor a sharded "
+                            f"checkpoint's model.safetensors{INDEX_SUFFIX}).")
+
+
+def _one_file(tensors, path):
+    return tensors, {**dict.fromkeys(tensors, path), "source": path}
+
+
+def _read_torch_shard(path, names, index):
+    """The tensors `names` of one `pytorch_model-*.bin` shard; one missing raises naming the shard and `index`."""
+    state = _read_torch_state(path)
+    missing = [name for name in names if name not in state]
+    if missing:
+        raise ValueError(f"{path} has no tensor {missing[0]!r} although {index} lists it there.")
+    return {name: state[name] for name in names}
 
 
 def _read_torch_state(path):
@@ -198,10 +236,11 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
     `TextClassifier` (with `id2label`'s names), and so on.
 
     Args:
-        directory: a folder written by transformers' `save_pretrained` (`config.json`, `model.safetensors`,
+        directory: a folder written by transformers' `save_pretrained` (`config.json`, `model.safetensors` or
+            `model.safetensors.index.json` and its shards, in float32, float16 or bfloat16;
             optionally `vocab.txt` / `tokenizer.json` / `spiece.model`).
-        allow_pickle: also read a `pytorch_model.bin` (a pickle; loaded with `weights_only=True`) when there is
-            no `model.safetensors`.
+        allow_pickle: also read a `pytorch_model.bin` or its sharded index (pickles; loaded with
+            `weights_only=True`) when there is no safetensors file.
         **overrides: backbone constructor arguments that replace the config's (e.g. `dropout=0.0`).
 
     Returns:
@@ -236,9 +275,14 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
     if not (isinstance(id2label, dict) and all(str(key).isdigit() for key in id2label)):
         raise ValueError(f"{config_path}: id2label must map class ids (\"0\", \"1\", ...) to names; "
                          f"got {id2label!r:.80}.")
-    tensors, source = read_hf_tensors(directory, allow_pickle=allow_pickle)
+    tensors, files = _read_tensors(directory, allow_pickle)
+    source = files.pop("source")  # the file or index named for the checkpoint; `files` names each tensor's
     prefix = arch.hf.prefix
-    tensors = {name[len(prefix):] if name.startswith(prefix) else name: value for name, value in tensors.items()}
+
+    def unprefixed(mapping):
+        return {name[len(prefix):] if name.startswith(prefix) else name: value for name, value in mapping.items()}
+
+    tensors, files = unprefixed(tensors), unprefixed(files)
 
     class_name, pair_task = _HEADS[architecture]
     backbone_class = model_class(arch.backbone)
@@ -270,7 +314,7 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
             raise ValueError(f"{source}: tensor {name!r} is missing (needed for {variable.path}).")
         value = tensors[name].T if transpose else tensors[name]
         if tuple(value.shape) != tuple(variable.shape):
-            raise ValueError(f"{source}: tensor {name!r} has shape {tuple(tensors[name].shape)}; "
+            raise ValueError(f"{files[name]}: tensor {name!r} has shape {tuple(tensors[name].shape)}; "
                              f"{variable.path} needs {tuple(variable.shape)}"
                              f"{' (transposed)' if transpose else ''}.")
         assignments.append((variable, name, value))
@@ -279,8 +323,8 @@ def from_huggingface(directory, allow_pickle=False, **overrides):
     for decoder in _DECODERS:
         if has_mlm_head and decoder in tensors and word_embeddings is not None:
             if not np.array_equal(tensors[decoder], word_embeddings):
-                raise ValueError(f"{source}: {decoder!r} differs from the word embeddings; kzoo's MLM decoder is "
-                                 "tied to them (tie_word_embeddings=False is not supported).")
+                raise ValueError(f"{files[decoder]}: {decoder!r} differs from the word embeddings; kzoo's MLM "
+                                 "decoder is tied to them (tie_word_embeddings=False is not supported).")
     for variable, _, value in assignments:
         variable.assign(np.asarray(value, dtype="float32"))
     used = {name for _, name, _ in assignments}

@@ -73,12 +73,14 @@ def _hub_variables(hub_backbone):
     return {variable.path: variable for variable in hub_backbone.weights}
 
 
-def from_keras_hub(hub_backbone):
-    """A kzoo backbone with the weights (and GELU variant) of a keras-hub backbone.
+def from_keras_hub(hub_backbone, **overrides):
+    """A kzoo backbone with the weights (and GELU variant) of a keras-hub backbone. (A keras-hub preset folder
+    loads directly with `kzoo.models.Backbone.from_preset(folder)`, which calls this.)
 
     Args:
         hub_backbone: a keras-hub `BertBackbone`, `DistilBertBackbone` or `AlbertBackbone` object (a task's
             `.backbone`, or `keras_hub.models.Backbone.from_preset(...)`).
+        **overrides: kzoo backbone arguments that replace the converted ones (e.g. `dropout=0.0`).
 
     Returns:
         The kzoo backbone of the same class name, config and weights.
@@ -96,8 +98,8 @@ def from_keras_hub(hub_backbone):
     """
     import os
 
-    from kzoo import models
-    from kzoo.models.preset_io import check_arguments
+    from kzoo.models.config_checks import check_arguments
+    from kzoo.models.registry import model_class  # not `kzoo.models`: preset_io calls this (an import cycle)
 
     class_name = type(hub_backbone).__name__
     if isinstance(hub_backbone, (str, os.PathLike)):
@@ -109,8 +111,8 @@ def from_keras_hub(hub_backbone):
                          f"{hint}.")
     config = {key: value for key, value in hub_backbone.get_config().items()
               if key not in ("name", "trainable", "dtype")}
-    check_arguments(getattr(models, class_name), config, f"keras-hub {class_name}", "its get_config()")
-    backbone = getattr(models, class_name)(**config, activation=_KERAS_HUB_ACTIVATION[class_name])
+    check_arguments(model_class(class_name), config, f"keras-hub {class_name}", "its get_config()")
+    backbone = model_class(class_name)(**{**config, "activation": _KERAS_HUB_ACTIVATION[class_name], **overrides})
     variables = _hub_variables(hub_backbone)
     missing = [path for _, path in variable_pairs(backbone) if path not in variables]
     if missing:

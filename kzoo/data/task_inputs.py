@@ -335,3 +335,54 @@ class BucketedBatches(keras.utils.PyDataset):
         signature = keras.tree.map_structure(spec, self[0])
         dataset = tf.data.Dataset.from_generator(generate, output_signature=signature)
         return dataset.apply(tf.data.experimental.assert_cardinality(len(self))).prefetch(2)
+
+
+class PairedBatches(BucketedBatches):
+    """`BucketedBatches` of text pairs for in-batch contrastive training: each batch holds `batch_size` pairs
+    as 2 × `batch_size` rows, interleaved (anchor 0, positive 0, anchor 1, ...), so a loss reads the anchors at
+    even rows and the positives at odd ones. Interleaved rather than stacked, a batch whose pairs are a
+    multiple of the `tf.distribute` replicas (`multiple`, as `TextEmbedder` sets it) hands each replica whole
+    pairs (each replica's in-batch negatives are its own pairs, as sentence-transformers'
+    MultipleNegativesRankingLoss without gathering); a JAX `keras.distribution` computes the loss over the whole
+    batch. A batch of one pair (the last of a pool) joins the batch before it: alone it has no negative.
+
+    Args:
+        anchors, positives: dicts of (N, S) arrays from `TextPreprocessor.encode`, pair i in row i of both.
+        anchor_lengths, positive_lengths: (N,) tokens per text; a pair's batch is as wide as its longer text.
+        **kwargs: `BucketedBatches` arguments (`batch_size` counts pairs).
+
+    Example:
+    >>> import numpy as np
+    >>> anchors = {"token_ids": np.full((3, 32), 1, "int32")}; positives = {"token_ids": np.full((3, 32), 2, "int32")}
+    >>> batches = PairedBatches(anchors, np.array([3, 20, 4]), positives, np.array([5, 6, 7]), batch_size=2)
+    >>> [len(batch) for batch in batches.batches]   # the third pair, alone in a batch, joins the first two
+    [3]
+    >>> x, y = batches[0]
+    >>> x["token_ids"][:, 0].tolist(), x["token_ids"].shape, y.shape
+    ([1, 2, 1, 2, 1, 2], (6, 32), (6,))
+    """
+
+    def __init__(self, anchors, anchor_lengths, positives, positive_lengths, **kwargs):
+        lengths = np.maximum(anchor_lengths, positive_lengths)
+        stacked = {key: np.stack([anchors[key], positives[key]], axis=1) for key in anchors}
+        super().__init__(stacked, lengths, **kwargs)
+        self.full_length = next(iter(self.inputs.values())).shape[-1]
+
+    def _order(self):
+        """`BucketedBatches`' batches, a batch of one pair joined to the one before it: a pair alone has no
+        negative, and its loss would be 0."""
+        batches = []
+        for batch in super()._order():
+            if len(batch) < 2 and batches:
+                batches[-1] = np.concatenate([batches[-1], batch])
+            else:
+                batches.append(batch)
+        if len(batches) > 1 and len(batches[0]) < 2:
+            batches[1] = np.concatenate([batches.pop(0), batches[0]])
+        return batches
+
+    def _batch(self, indices):
+        width = self.width(indices)
+        x = {key: value[indices, :, :width].reshape(-1, width) for key, value in self.inputs.items()}
+        # Keras' fit needs targets; the contrastive loss reads only the rows' order (see the class docstring).
+        return x, np.zeros(2 * len(indices), "int32")

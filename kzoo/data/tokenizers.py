@@ -21,7 +21,8 @@ class BertWordPieceTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
     `load_wordpiece` builds one from a `vocab.txt`.
 
     Args:
-        hf_lowercase: lower-case as Hugging Face's `BertTokenizer` does (keras-hub's `lowercase` is turned off).
+        hf_lowercase: lower-case as Hugging Face's `BertTokenizer` does (keras-hub's `lowercase` is turned off);
+            False leaves keras-hub's `lowercase` as given (a keras-hub preset's tokenizer).
         **kwargs: `keras_hub.tokenizers.WordPieceTokenizer` arguments: `vocabulary` (a list of tokens or a
             file), `sequence_length`, `strip_accents`, `oov_token`, ...
 
@@ -33,7 +34,8 @@ class BertWordPieceTokenizer(keras_hub.tokenizers.WordPieceTokenizer):
     """
 
     def __init__(self, hf_lowercase=True, **kwargs):
-        kwargs["lowercase"] = False
+        if hf_lowercase:
+            kwargs["lowercase"] = False
         super().__init__(**kwargs)
         self.hf_lowercase = hf_lowercase
 
@@ -56,30 +58,98 @@ def _lowercase(inputs):
 class LowercaseSentencePieceTokenizer(keras_hub.tokenizers.SentencePieceTokenizer):
     """keras-hub's SentencePiece tokenizer, lower-casing first when `lowercase` (ALBERT's `do_lower_case`).
 
-    Hugging Face's `AlbertTokenizer` also strips accents and rewrites quotes before SentencePiece; that
-    preprocessing is not reproduced here yet, so ids can differ from HF's on accented or quoted text.
-    `train_sentencepiece` and `load_hf_tokenizer` return one.
+    `normalizers` are the steps of a Hugging Face `tokenizer.json`'s normalizer that SentencePiece does not do
+    itself (ALBERT's: quotes rewritten, NFKD, accents stripped, lower-casing), applied first, in order; the
+    tokenizer `load_hf_tokenizer` builds from such a file has them. Without them (a bare `spiece.model`), ids
+    can differ from Hugging Face's `AlbertTokenizer` on accented or quoted text. `train_sentencepiece` and
+    `load_hf_tokenizer` return one.
 
     Args:
-        lowercase: lower-case the text first.
+        lowercase: lower-case the text first (after `normalizers`).
         proto: a `spiece.model` path (checked, so an error names it) or its bytes.
+        normalizers: a list of steps, each a list: `["replace", old, new]`, `["unicode", "NFKD"]` (or NFD, NFC,
+            NFKC), `["strip_accents"]` (drop combining marks), `["lowercase"]`, `["whitespace"]` (every Unicode
+            white space becomes a space, as Hugging Face's WhitespaceSplit sees it).
         **kwargs: `keras_hub.tokenizers.SentencePieceTokenizer` arguments (`sequence_length`, ...).
+
+    Example:
+    >>> proto = sentencepiece_proto([("<unk>", 0.0), ("▁", -1.0), ("e", -2.0)], unk_id=0)
+    >>> tokenizer = LowercaseSentencePieceTokenizer(lowercase=False, proto=proto,
+    ...     normalizers=[["replace", "``", '"'], ["unicode", "NFKD"], ["strip_accents"], ["lowercase"]])
+    >>> tokenizer.normalize("``Café`` ÉTÉ").numpy().decode()
+    '"cafe" ete'
     """
 
-    def __init__(self, lowercase=True, proto=None, **kwargs):
+    def __init__(self, lowercase=True, proto=None, normalizers=None, **kwargs):
         if isinstance(proto, str):  # a file: check it here, so the error names it
             check_sentencepiece(proto)
         super().__init__(proto=proto, **kwargs)
         self.lowercase = lowercase
+        self.normalizers = [list(step) for step in normalizers or []]
+        for step in self.normalizers:
+            check_normalizer_step(step)
         self.source_file = proto if isinstance(proto, str) else None
 
+    def normalize(self, inputs):
+        """The text as SentencePiece receives it: `normalizers` applied, then lower-cased when `lowercase`."""
+        for step in self.normalizers:
+            inputs = _NORMALIZER_STEPS[step[0]](inputs, *step[1:])
+        return _lowercase(inputs) if self.lowercase else inputs
+
     def tokenize(self, inputs):
-        return super().tokenize(_lowercase(inputs) if self.lowercase else inputs)
+        return super().tokenize(self.normalize(inputs) if self.lowercase or self.normalizers else inputs)
 
     def get_config(self):
         config = super().get_config()
         config["lowercase"] = self.lowercase
+        config["normalizers"] = self.normalizers
         return config
+
+
+def _replace(inputs, old, new):
+    import tensorflow as tf
+
+    # A literal string: each character as an RE2 \x{code}; in `new` (a rewrite string) backslashes escape.
+    pattern = "".join(f"\\x{{{ord(char):x}}}" for char in old)
+    return tf.strings.regex_replace(inputs, pattern, new.replace("\\", "\\\\"))
+
+
+def _unicode_form(inputs, form):
+    import tensorflow_text
+
+    return tensorflow_text.normalize_utf8(inputs, form)
+
+
+def _strip_accents(inputs):
+    import tensorflow as tf
+
+    # tokenizers' StripAccents drops every combining mark (General_Category M: Mn, Mc and Me), not Mn alone.
+    return tf.strings.regex_replace(inputs, r"\p{M}", "")
+
+
+def _whitespace(inputs):
+    import tensorflow as tf
+
+    # Unicode's White_Space (Rust's char::is_whitespace, what WhitespaceSplit splits on) as one space, the only
+    # white space SentencePiece's remove_extra_whitespaces knows without a normalization charsmap.
+    return tf.strings.regex_replace(inputs, r"[\t\n\v\f\r\x{85}\p{Z}]", " ")
+
+
+_NORMALIZER_STEPS = {"replace": _replace, "unicode": _unicode_form, "strip_accents": _strip_accents,
+                     "lowercase": _lowercase, "whitespace": _whitespace}
+_STEP_ARGUMENTS = {"replace": 2, "unicode": 1, "strip_accents": 0, "lowercase": 0, "whitespace": 0}
+
+
+def check_normalizer_step(step, where="normalizers"):
+    """Raise a ValueError starting with `where` unless `step` is one of `LowercaseSentencePieceTokenizer`'s
+    normalizer steps."""
+    valid = (isinstance(step, list) and step and step[0] in _NORMALIZER_STEPS
+             and len(step) == 1 + _STEP_ARGUMENTS[step[0]] and all(isinstance(part, str) for part in step)
+             and (step[0] != "unicode" or step[1] in ("NFC", "NFD", "NFKC", "NFKD")))
+    if not valid:
+        raise ValueError(f"{where}: {json.dumps(step)[:80]} is not a normalizer step; steps are "
+                         "[\"replace\", old, new], [\"unicode\", \"NFKD\"], [\"strip_accents\"], [\"lowercase\"], "
+                         "[\"whitespace\"].")
 
 
 def load_wordpiece(vocabulary, lowercase=True, strip_accents=None, sequence_length=None):
@@ -140,10 +210,9 @@ def check_sentencepiece(path):
                          "does not parse.") from error
 
 
-def _tokenizer_json_wordpiece(path, do_lower_case=True):
-    """(vocabulary list, lowercase, strip_accents, unk token) of a `tokenizers` WordPiece `tokenizer.json`, or
-    None. Case and accents come from its `BertNormalizer`, else from `do_lower_case`."""
-    spec = read_json(path, "tokenizer.json")
+def _tokenizer_json_wordpiece(path, spec, do_lower_case=True):
+    """(vocabulary list, lowercase, strip_accents, unk token) of a `tokenizers` WordPiece `tokenizer.json` (its
+    parsed `spec`), or None. Case and accents come from its `BertNormalizer`, else from `do_lower_case`."""
     model = spec.get("model") or {}
     if not isinstance(model, dict) or model.get("type") != "WordPiece" or \
             model.get("continuing_subword_prefix", "##") != "##":
@@ -161,14 +230,184 @@ def _tokenizer_json_wordpiece(path, do_lower_case=True):
     return vocabulary, do_lower_case, None, model.get("unk_token", "[UNK]")
 
 
-def load_hf_tokenizer(directory, sequence_length=None):
-    """The tokenizer of a Hugging Face directory, or None if it has none kzoo reads.
-
-    `vocab.txt` (WordPiece, settings from `tokenizer_config.json`), else a WordPiece `tokenizer.json`, else
-    `spiece.model` (SentencePiece, lower-cased first when `do_lower_case`, ALBERT's default).
+def sentencepiece_proto(pieces, unk_id, precompiled_charsmap=b"", add_dummy_prefix=True, control=(),
+                        user_defined=()):
+    """The bytes of a SentencePiece unigram model (a `ModelProto`, what a `spiece.model` holds) with these
+    pieces: what `load_hf_tokenizer` makes of a Unigram `tokenizer.json` (ALBERT's), whose vocabulary and scores
+    are the model's.
 
     Args:
-        directory: a Hugging Face model folder, or a kzoo preset folder holding a tokenizer.
+        pieces: (piece, score) pairs, in id order.
+        unk_id: the id of the unknown piece.
+        precompiled_charsmap: SentencePiece's normalization table (a `Precompiled` normalizer's, decoded from
+            base64); empty: no normalization besides white space.
+        add_dummy_prefix: a "▁" before the text (Metaspace's prepend_scheme).
+        control: pieces never produced from text (special tokens: [CLS], <pad>).
+        user_defined: pieces matched in text as a whole (added, non-special tokens).
+
+    Example:
+    >>> import sentencepiece
+    >>> proto = sentencepiece_proto([("<unk>", 0.0), ("[CLS]", 0.0), ("▁the", -1.0), ("▁", -2.0), ("t", -3.0)],
+    ...                             unk_id=0, control=["[CLS]"])
+    >>> sentencepiece.SentencePieceProcessor(model_proto=proto).encode("the tt", out_type=str)
+    ['▁the', '▁', 't', 't']
+    """
+    from sentencepiece import sentencepiece_model_pb2
+
+    model = sentencepiece_model_pb2.ModelProto()
+    types = model.SentencePiece.Type
+    control, user_defined = set(control), set(user_defined)
+    for index, (piece, score) in enumerate(pieces):
+        kind = types.UNKNOWN if index == unk_id else types.CONTROL if piece in control else \
+            types.USER_DEFINED if piece in user_defined else types.NORMAL
+        model.pieces.add(piece=piece, score=float(score), type=kind)
+    spec = model.trainer_spec
+    spec.model_type = spec.UNIGRAM
+    spec.vocab_size = len(pieces)
+    spec.unk_id, spec.unk_piece = unk_id, pieces[unk_id][0]
+    spec.bos_id = spec.eos_id = spec.pad_id = -1  # not added by the tokenizer; kzoo packs [CLS]/[SEP] itself
+    normalizer = model.normalizer_spec
+    normalizer.name = "precompiled" if precompiled_charsmap else "identity"
+    normalizer.precompiled_charsmap = precompiled_charsmap
+    normalizer.add_dummy_prefix = add_dummy_prefix
+    normalizer.remove_extra_whitespaces = True
+    normalizer.escape_whitespaces = True
+    return model.SerializeToString()
+
+
+# A Unigram tokenizer.json's normalizers (tokenizers' names) -> LowercaseSentencePieceTokenizer's steps.
+_SIMPLE_NORMALIZERS = {"NFKD": ["unicode", "NFKD"], "NFD": ["unicode", "NFD"], "NFKC": ["unicode", "NFKC"],
+                       "NFC": ["unicode", "NFC"], "StripAccents": ["strip_accents"], "Lowercase": ["lowercase"]}
+
+
+def _flatten(spec, key):
+    """A `Sequence` of normalizers or pre-tokenizers as a flat list (a single one as a list of one)."""
+    if not spec:
+        return []
+    if spec.get("type") == "Sequence":
+        return [item for inner in spec.get(key) or [] for item in _flatten(inner, key)]
+    return [spec]
+
+
+def _unigram_normalizers(path, spec):
+    """(normalizer steps, precompiled charsmap bytes) of a Unigram tokenizer.json; one SentencePiece cannot
+    mirror raises naming `path`."""
+    import base64
+
+    steps, charsmap = [], b""
+    for normalizer in _flatten(spec.get("normalizer"), "normalizers"):
+        kind, pattern = normalizer.get("type"), normalizer.get("pattern") or {}
+        if kind == "Replace" and pattern.get("Regex") == " {2,}" and normalizer.get("content") == " ":
+            continue  # SentencePiece's remove_extra_whitespaces does this
+        if charsmap:
+            raise ValueError(f"{path}: normalizer {kind!r} comes after the Precompiled one, which kzoo applies last "
+                             "(inside SentencePiece).")
+        if kind == "Precompiled":
+            charsmap = base64.b64decode(normalizer.get("precompiled_charsmap") or "")
+        elif kind == "Replace" and isinstance(pattern.get("String"), str):
+            steps.append(["replace", pattern["String"], str(normalizer.get("content", ""))])
+        elif kind in _SIMPLE_NORMALIZERS:
+            steps.append(list(_SIMPLE_NORMALIZERS[kind]))
+        else:
+            raise ValueError(f"{path}: normalizer {json.dumps(normalizer)[:80]} is not one kzoo reproduces (it "
+                             f"reads Replace of a string, {', '.join(_SIMPLE_NORMALIZERS)}, Precompiled).")
+    return steps, charsmap
+
+
+def _metaspace(path, spec):
+    """(add_dummy_prefix, split on Unicode white space) of a Unigram tokenizer.json's pre-tokenizer: a
+    Metaspace, optionally after a WhitespaceSplit; another raises naming `path`."""
+    pre_tokenizers = _flatten(spec.get("pre_tokenizer"), "pretokenizers")
+    kinds = [item.get("type") for item in pre_tokenizers]
+    if kinds not in (["Metaspace"], ["WhitespaceSplit", "Metaspace"]) or \
+            pre_tokenizers[-1].get("replacement", "▁") != "▁":
+        raise ValueError(f"{path}: pre_tokenizer {' + '.join(map(str, kinds)) or 'none'} is not SentencePiece's; "
+                         "kzoo reads a Metaspace with replacement '▁' (after a WhitespaceSplit or alone).")
+    metaspace = pre_tokenizers[-1]
+    prefix = metaspace.get("prepend_scheme", "always" if metaspace.get("add_prefix_space", True) else "never")
+    return prefix != "never", kinds[0] == "WhitespaceSplit"
+
+
+def _tokenizer_json_unigram(path, spec, sequence_length=None):
+    """A `LowercaseSentencePieceTokenizer` on the SentencePiece model rebuilt from a Unigram tokenizer.json
+    (ALBERT's), its normalizers applied before SentencePiece; None for another model type."""
+    model = spec.get("model") or {}
+    if not isinstance(model, dict) or model.get("type") != "Unigram":
+        return None
+    vocab, unk_id = model.get("vocab"), model.get("unk_id")
+    if not (isinstance(vocab, list) and vocab and all(
+            isinstance(row, list) and len(row) == 2 and isinstance(row[0], str) and
+            isinstance(row[1], (int, float)) for row in vocab)):
+        raise ValueError(f"{path}: model.vocab must be a non-empty list of [piece, score]; got "
+                         f"{json.dumps(vocab)[:80]}.")
+    if not (isinstance(unk_id, int) and 0 <= unk_id < len(vocab)):
+        raise ValueError(f"{path}: model.unk_id is {unk_id!r}; it must be the id of the unknown piece.")
+    if model.get("byte_fallback"):
+        raise ValueError(f"{path}: byte_fallback is true; kzoo reads Unigram models without it (ALBERT's).")
+    steps, charsmap = _unigram_normalizers(path, spec)
+    add_dummy_prefix, split_whitespace = _metaspace(path, spec)
+    added = [token for token in spec.get("added_tokens") or [] if isinstance(token, dict)]
+    proto = sentencepiece_proto(
+        [tuple(row) for row in vocab], unk_id, charsmap, add_dummy_prefix,
+        control=[token.get("content") for token in added if token.get("special")],
+        user_defined=[token.get("content") for token in added if not token.get("special")])
+    tokenizer = LowercaseSentencePieceTokenizer(
+        lowercase=False, proto=proto, sequence_length=sequence_length,
+        # With a charsmap, SentencePiece maps white space itself, after the charsmap has dropped control characters
+        # (U+000B among them) as Hugging Face's Precompiled does before WhitespaceSplit: mapping it first differs.
+        normalizers=steps + ([["whitespace"]] if split_whitespace and not charsmap else []))
+    tokenizer.source_file = path
+    return tokenizer
+
+
+def _keras_hub_tokenizer(directory, record, sequence_length=None):
+    """The tokenizer of a keras-hub preset folder (`tokenizer.json` in keras-hub's format, the vocabulary in
+    `assets/tokenizer/`): kzoo's WordPiece with keras-hub's settings, or SentencePiece without lower-casing, as
+    keras-hub's ALBERT."""
+    path = os.path.join(directory, "tokenizer.json")
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    assets = os.path.join(directory, "assets", "tokenizer")
+    wordpiece, sentencepiece = os.path.join(assets, "vocabulary.txt"), os.path.join(assets, "vocabulary.spm")
+    if present(wordpiece):
+        oov_token = config.get("oov_token", "[UNK]")
+        settings = {key: config[key] for key in ("lowercase", "strip_accents", "split", "split_on_cjk",
+                                                 "suffix_indicator") if key in config}
+        tokenizer = BertWordPieceTokenizer(hf_lowercase=False, vocabulary=check_wordpiece(wordpiece, oov_token),
+                                           oov_token=oov_token, sequence_length=sequence_length, **settings)
+        tokenizer.source_file = wordpiece
+        return tokenizer
+    if present(sentencepiece):
+        return LowercaseSentencePieceTokenizer(lowercase=False, proto=sentencepiece, sequence_length=sequence_length)
+    raise FileNotFoundError(f"{wordpiece} (or vocabulary.spm) is missing: {path} is a keras-hub tokenizer "
+                            f"({record['registered_name']}) whose vocabulary is kept there.")
+
+
+def _check_settings(config_path, settings):
+    for key, allowed in (("do_lower_case", (True, False)), ("strip_accents", (True, False, None))):
+        if key in settings and not any(settings[key] is value for value in allowed):
+            raise ValueError(f"{config_path}: {key} is {settings[key]!r}; it must be one of "
+                             f"{', '.join(json.dumps(value) for value in allowed)}.")
+    steps = settings.get(_NORMALIZERS_KEY, [])
+    if not isinstance(steps, list):
+        raise ValueError(f"{config_path}: {_NORMALIZERS_KEY} must be a list of normalizer steps.")
+    for step in steps:
+        check_normalizer_step(step, f"{config_path}: {_NORMALIZERS_KEY}")
+
+
+_NORMALIZERS_KEY = "kzoo_normalizers"  # tokenizer_config.json: a SentencePiece tokenizer's normalizer steps
+
+
+def load_hf_tokenizer(directory, sequence_length=None):
+    """The tokenizer of a Hugging Face directory or keras-hub preset folder, or None if it has none kzoo reads.
+
+    `vocab.txt` (WordPiece, settings from `tokenizer_config.json`), else a keras-hub `tokenizer.json` (its
+    `assets/tokenizer/` vocabulary), else a WordPiece `tokenizer.json`, else `spiece.model` (SentencePiece,
+    lower-cased first when `do_lower_case`, ALBERT's default), else a Unigram `tokenizer.json` (ALBERT's fast
+    tokenizer: its SentencePiece model is rebuilt from it, its normalizers applied as Hugging Face does).
+
+    Args:
+        directory: a Hugging Face model folder, a keras-hub preset folder, or a kzoo preset folder holding a
+            tokenizer.
         sequence_length: pad or cut the tokenizer's output to this length; None: ragged output.
 
     Returns:
@@ -188,31 +427,31 @@ def load_hf_tokenizer(directory, sequence_length=None):
     config_path = os.path.join(directory, "tokenizer_config.json")
     if present(config_path):
         settings = read_json(config_path, "tokenizer config")
-        for key, allowed in (("do_lower_case", (True, False)), ("strip_accents", (True, False, None))):
-            if key in settings and not any(settings[key] is value for value in allowed):
-                raise ValueError(f"{config_path}: {key} is {settings[key]!r}; it must be one of "
-                                 f"{', '.join(json.dumps(value) for value in allowed)}.")
+        _check_settings(config_path, settings)
     vocabulary = os.path.join(directory, "vocab.txt")
     if present(vocabulary):
         return load_wordpiece(vocabulary, lowercase=settings.get("do_lower_case", True),
                               strip_accents=settings.get("strip_accents"), sequence_length=sequence_length)
     tokenizer_json = os.path.join(directory, "tokenizer.json")
-    if present(tokenizer_json):
-        found = _tokenizer_json_wordpiece(tokenizer_json, settings.get("do_lower_case", True))
-        if found is not None:
-            words, lowercase, strip_accents, unk = found
-            if (unk or "[UNK]") not in words:
-                raise ValueError(f"{tokenizer_json}: its vocabulary has no {unk or '[UNK]'} (the unknown-word token).")
-            tokenizer = BertWordPieceTokenizer(
-                hf_lowercase=lowercase, vocabulary=words, sequence_length=sequence_length, oov_token=unk or "[UNK]",
-                strip_accents=lowercase if strip_accents is None else strip_accents)
-            tokenizer.source_file = tokenizer_json
-            return tokenizer
+    spec = read_json(tokenizer_json, "tokenizer.json") if present(tokenizer_json) else {}
+    if str(spec.get("registered_name", "")).startswith("keras_hub>"):
+        return _keras_hub_tokenizer(directory, spec, sequence_length)
+    found = _tokenizer_json_wordpiece(tokenizer_json, spec, settings.get("do_lower_case", True)) if spec else None
+    if found is not None:
+        words, lowercase, strip_accents, unk = found
+        if (unk or "[UNK]") not in words:
+            raise ValueError(f"{tokenizer_json}: its vocabulary has no {unk or '[UNK]'} (the unknown-word token).")
+        tokenizer = BertWordPieceTokenizer(
+            hf_lowercase=lowercase, vocabulary=words, sequence_length=sequence_length, oov_token=unk or "[UNK]",
+            strip_accents=lowercase if strip_accents is None else strip_accents)
+        tokenizer.source_file = tokenizer_json
+        return tokenizer
     spiece = os.path.join(directory, "spiece.model")
     if present(spiece):
         return LowercaseSentencePieceTokenizer(lowercase=settings.get("do_lower_case", True), proto=spiece,
-                                               sequence_length=sequence_length)
-    return None
+                                               sequence_length=sequence_length,
+                                               normalizers=settings.get(_NORMALIZERS_KEY))
+    return _tokenizer_json_unigram(tokenizer_json, spec, sequence_length) if spec else None
 
 
 def ragged_to_lists(ids):
@@ -268,8 +507,8 @@ def special_ids(tokenizer, require_mask=True):
 
 def save_tokenizer(tokenizer, directory):
     """Write `tokenizer` as Hugging Face-style files that `load_hf_tokenizer` reads back: `vocab.txt` (WordPiece)
-    or `spiece.model` (SentencePiece), plus `tokenizer_config.json` with its case setting (example in
-    `load_hf_tokenizer`).
+    or `spiece.model` (SentencePiece), plus `tokenizer_config.json` with its case setting (and a SentencePiece
+    tokenizer's normalizer steps) (example in `load_hf_tokenizer`).
 
     Args:
         tokenizer: a keras-hub WordPiece or SentencePiece tokenizer.
@@ -283,11 +522,14 @@ def save_tokenizer(tokenizer, directory):
         with open(path, "wb") as f:
             f.write(tokenizer.proto)
         settings = {"do_lower_case": bool(getattr(tokenizer, "lowercase", False))}
+        if getattr(tokenizer, "normalizers", None):
+            settings[_NORMALIZERS_KEY] = tokenizer.normalizers
     elif isinstance(tokenizer, keras_hub.tokenizers.WordPieceTokenizer):
         path = os.path.join(directory, "vocab.txt")
         with open(path, "w", encoding="utf-8") as f:
             f.write("\n".join(tokenizer.get_vocabulary()) + "\n")
-        settings = {"do_lower_case": bool(getattr(tokenizer, "hf_lowercase", tokenizer.lowercase)),
+        # keras-hub's own lower-casing (a keras-hub preset's tokenizer) is written as Hugging Face's.
+        settings = {"do_lower_case": bool(getattr(tokenizer, "hf_lowercase", False) or tokenizer.lowercase),
                     "strip_accents": bool(tokenizer.strip_accents)}
     else:
         raise TypeError(f"Cannot save a {type(tokenizer).__name__}; kzoo saves WordPiece and SentencePiece "

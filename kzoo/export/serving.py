@@ -14,6 +14,7 @@ from kzoo.models.pooling import mean_pool
 from kzoo.models.pretrainers import Pretrainer
 from kzoo.models.question_answerer import SpanQuestionAnswerer
 from kzoo.models.task import Task
+from kzoo.models.text_embedder import TextEmbedder
 from kzoo.models.token_classifier import TokenClassifier
 
 MASK_TOKEN = "[MASK]"
@@ -61,6 +62,7 @@ def output_function(model, top_k=5):
 
     - `TextClassifier`, `TokenClassifier`: `logits` and `probabilities` (softmax over the classes);
     - `SpanQuestionAnswerer`: `start_logits` and `end_logits` (padding at -1e9);
+    - `TextEmbedder`: `sentence_embedding` (its pooling, L2-normalised when it normalises);
     - pretrainers: `top_k_ids` and `top_k_probabilities` (batch, sequence, k) of the MLM head at every position,
       plus `nsp_probabilities` / `sop_probabilities` where the model has a sentence-pair head;
     - backbones: `sequence_output`, `pooled_output` (BERT, ALBERT) and `sentence_embedding` (the L2-normalised
@@ -88,6 +90,8 @@ def output_function(model, top_k=5):
         return classifier_outputs
     if isinstance(model, SpanQuestionAnswerer):
         return lambda inputs: _float32(model(inputs, training=False))
+    if isinstance(model, TextEmbedder):
+        return lambda inputs: {"sentence_embedding": ops.cast(model(inputs, training=False), "float32")}
     if isinstance(model, Backbone):
         def backbone_outputs(inputs):
             outputs = dict(model(inputs, training=False))

@@ -8,6 +8,7 @@ from kzoo.models.distil_bert import DistilBertBackbone
 from kzoo.models.presets import PRESETS
 from kzoo.models.question_answerer import SpanQuestionAnswerer
 from kzoo.models.task import Task
+from kzoo.models.text_embedder import TextEmbedder
 from kzoo.models.token_classifier import TokenClassifier
 from kzoo.models.pretrainers import (AlbertMaskedLM, AlbertPretrainer, BertMaskedLM, BertPretrainer,
                                      DistilBertMaskedLM, Pretrainer)
@@ -44,7 +45,7 @@ def load_preset_folder(directory, **kwargs):
 __all__ = [
     "AlbertBackbone", "AlbertMaskedLM", "AlbertPretrainer", "Backbone", "BertBackbone", "BertMaskedLM",
     "BertPretrainer", "DistilBertBackbone", "DistilBertMaskedLM", "PRESETS", "Pretrainer", "SpanQuestionAnswerer",
-    "Task", "TextClassifier", "TokenClassifier", "load_preset_folder",
+    "Task", "TextClassifier", "TextEmbedder", "TokenClassifier", "load_preset_folder",
 ]
 
 # Classes by name for the modules below this one (preset_io, the Hugging Face reader): see registry.py.

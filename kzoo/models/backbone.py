@@ -101,13 +101,14 @@ class Backbone(BatchChecksMixin, NamedInputsMixin, keras.Model):
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
-        """Build from a preset name (architecture, random init), a directory written by `save_to_preset`, or a
-        Hugging Face model directory (converted on the fly; its heads, if any, are dropped).
+        """Build from a preset name (architecture, random init), a directory written by `save_to_preset`, a
+        Hugging Face model directory, or a keras-hub preset folder (both converted on the fly; heads, if any,
+        are dropped).
 
         Args:
             preset: a name in `PRESETS` (see `presets()`), or a folder.
-            load_weights: load a `save_to_preset` folder's weights; False keeps the random initial ones. (A
-                Hugging Face folder's weights are converted either way.)
+            load_weights: load a `save_to_preset` or keras-hub folder's weights; False keeps the random initial
+                ones. (A Hugging Face folder's weights are converted either way.)
             **kwargs: override the preset's config (e.g. `dropout=0.0`, `dtype="mixed_bfloat16"`).
 
         Returns:
@@ -120,6 +121,11 @@ class Backbone(BatchChecksMixin, NamedInputsMixin, keras.Model):
             if cls is not Backbone and type(backbone) is not cls:
                 raise ValueError(f"{preset} holds a {type(backbone).__name__}, not a {cls.__name__}.")
             return backbone
+        if isinstance(preset, str) and preset_io.is_keras_hub_directory(preset):
+            class_name = preset_io.keras_hub_class_name(preset)
+            if cls is not Backbone and class_name != cls.__name__:
+                raise ValueError(f"{preset} holds a keras-hub {class_name}, not a {cls.__name__}.")
+            return preset_io.load_keras_hub(preset, load_weights=load_weights, **kwargs)
         if isinstance(preset, str) and os.path.isdir(preset):
             record = preset_io.read_preset_config(preset)
             if record["class_name"] != cls.__name__ and cls is not Backbone:

@@ -1,25 +1,24 @@
-"""Reading and writing preset directories: `config.json` (class + config) and `model.weights.h5`.
+"""Reading and writing preset directories: `config.json` (class + config) and `model.weights.h5`; keras-hub's
+preset folders (the same two files, in keras-hub's format) are read too, converted with `from_keras_hub`.
 
 The weights file is Keras' own `.weights.h5` (HDF5, no pickles), so one file loads on every backend.
 Writes go to a temporary sibling folder that is renamed into place, so a failed save leaves nothing behind.
 Loads check every file first and fail with one line naming it (see `kzoo.file_checks`).
 """
 
-import inspect
 import json
 import os
 import tempfile
 
 from kzoo.atomic import atomic_directory
 from kzoo.file_checks import check_readable, looks_like_path, one_line, present, read_json
+from kzoo.models.config_checks import check_arguments
 from kzoo.models.registry import model_class, model_class_names
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 FORMAT = "kzoo"
-_BASE_ARGUMENTS = {"name", "trainable", "dtype"}  # what every Keras model takes besides its own arguments
-# Backbone sizes without a default to take the type from (see `check_arguments`).
-_SIZES = {"vocabulary_size", "num_layers", "num_heads", "hidden_dim", "intermediate_dim", "embedding_dim"}
+KERAS_HUB_PREFIX = "keras_hub>"  # the start of a keras-hub preset config's registered_name
 
 
 def save_preset(model, directory, overwrite=False, assets=(), extra=None):
@@ -56,33 +55,6 @@ def resolve_preset(preset):
     return preset
 
 
-def check_arguments(cls, config, path, where="config"):
-    """Raise naming `path` when `config` misses an argument `cls` needs, has one it does not take, or gives a
-    size that is no integer or a value of another type than the argument's default (a number, a string)."""
-    parameters = inspect.signature(cls.__init__).parameters
-    named = {name: parameter for name, parameter in parameters.items() if name != "self" and parameter.kind in (
-        inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)}
-    missing = [name for name, parameter in named.items() if parameter.default is parameter.empty and name not in config]
-    if missing:
-        raise ValueError(f"{path}: {where} lacks {', '.join(map(repr, missing))}, which {cls.__name__} needs.")
-    unknown = sorted(set(config) - set(named) - _BASE_ARGUMENTS)
-    if unknown:
-        raise ValueError(f"{path}: {where} has {', '.join(map(repr, unknown))}, which {cls.__name__} does not take "
-                         f"(it takes {', '.join(sorted(named))}).")
-    for name, value in config.items():
-        default = named[name].default if name in named else None
-        if name in _SIZES or type(default) is int:
-            kind, valid = "an integer", isinstance(value, int) and not isinstance(value, bool)
-        elif type(default) is float:
-            kind, valid = "a number", isinstance(value, (int, float)) and not isinstance(value, bool)
-        elif type(default) is str:
-            kind, valid = "a string", isinstance(value, str)
-        else:
-            continue
-        if not valid:
-            raise ValueError(f"{path}: {where}.{name} is {value!r}; it must be {kind}.")
-
-
 def read_preset_config(directory):
     """Return the `{"class_name", "config"}` record of a preset directory, checked: a kzoo model class, with the
     arguments it takes (and, for a task, a kzoo backbone's); every error names the folder or the file."""
@@ -95,9 +67,9 @@ def read_preset_config(directory):
     if not present(path):
         raise FileNotFoundError(f"{directory} is not a kzoo preset directory: {CONFIG_FILE} is missing.")
     record = read_json(path, "kzoo preset config")
-    if str(record.get("registered_name", "")).startswith("keras_hub>"):
-        raise ValueError(f"{path} is a keras-hub preset ({record['registered_name']}); load it with "
-                         "keras_hub.models.Backbone.from_preset and convert it with kzoo.convert.from_keras_hub.")
+    if _is_keras_hub_record(record):
+        raise ValueError(f"{path} is a keras-hub preset ({record['registered_name']}); load it with a kzoo "
+                         "backbone's or task's from_preset (e.g. kzoo.models.Backbone.from_preset), which converts it.")
     if record.get("format") != FORMAT or "class_name" not in record or not isinstance(record.get("config"), dict):
         raise ValueError(f"{path} is neither a kzoo preset config (format={FORMAT!r}, class_name, config: an "
                          "object) nor a Hugging Face one (model_type).")
@@ -138,6 +110,71 @@ def is_huggingface_directory(directory):
     except ValueError:  # not JSON, or not an object: read_preset_config names the problem
         return False
     return "model_type" in record and record.get("format") != FORMAT
+
+
+def _is_keras_hub_record(record):
+    return str(record.get("registered_name", "")).startswith(KERAS_HUB_PREFIX)
+
+
+def is_keras_hub_directory(directory):
+    """True for a preset folder written by keras-hub (its config.json's `registered_name` is "keras_hub>...")."""
+    path = os.path.join(directory, CONFIG_FILE)
+    if not os.path.isfile(path):
+        return False
+    try:
+        return _is_keras_hub_record(read_json(path))
+    except ValueError:  # not JSON, or not an object: read_preset_config names the problem
+        return False
+
+
+def keras_hub_class_name(directory):
+    """The kzoo backbone class a keras-hub preset folder converts to (its config.json's class), or a ValueError
+    naming the file when kzoo converts no such backbone."""
+    from kzoo.architectures import ARCHITECTURES
+
+    path = os.path.join(directory, CONFIG_FILE)
+    record = read_json(path, "keras-hub preset config")
+    class_name = record.get("class_name")
+    known = sorted(arch.backbone for arch in ARCHITECTURES.values())
+    if class_name not in known:
+        raise ValueError(f"{path}: {record['registered_name']} is not a keras-hub backbone kzoo converts "
+                         f"(it converts {', '.join(known)}).")
+    return class_name
+
+
+def load_keras_hub(directory, load_weights=True, **overrides):
+    """The kzoo backbone converted from a keras-hub preset folder: keras-hub builds its backbone
+    (`keras_hub.models.Backbone.from_preset`), `kzoo.convert.from_keras_hub` converts it.
+
+    Args:
+        directory: a folder written by a keras-hub backbone's or task's `save_to_preset` (config.json,
+            model.weights.h5).
+        load_weights: read model.weights.h5; False keeps keras-hub's random initial weights.
+        **overrides: kzoo backbone arguments that replace the converted config's (e.g. `dropout=0.0`).
+    """
+    import keras_hub
+
+    from kzoo.convert.keras_hub_io import from_keras_hub
+
+    class_name = keras_hub_class_name(directory)
+    config_path = os.path.join(directory, CONFIG_FILE)
+    config = read_json(config_path, "keras-hub preset config").get("config")
+    if not isinstance(config, dict):
+        raise ValueError(f"{config_path}: config must be an object of {class_name}'s arguments.")
+    check_arguments(getattr(keras_hub.models, class_name), config, config_path)  # before keras-hub's own errors
+    path = os.path.join(directory, WEIGHTS_FILE)
+    if load_weights:
+        if not present(path):
+            raise FileNotFoundError(f"{path} is missing: the keras-hub preset folder has a config but no weights.")
+        check_readable(path, "weights file")
+    try:
+        hub_backbone = keras_hub.models.Backbone.from_preset(directory, load_weights=load_weights)
+    except OSError as error:  # h5py, on a damaged file
+        raise ValueError(f"{path} is truncated or corrupt: {one_line(error)}") from error
+    except (ValueError, TypeError, KeyError) as error:  # a config keras-hub rejects, weights that do not fit it
+        where = f"{path} does not fit {config_path}" if load_weights else config_path
+        raise ValueError(f"{where}: keras-hub cannot load it: {one_line(error)}") from error
+    return from_keras_hub(hub_backbone, **overrides)
 
 
 def load_huggingface(directory, **overrides):

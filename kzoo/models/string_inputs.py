@@ -6,6 +6,7 @@ batches padded only to their longest member. Token ids still go straight to Kera
 
 import dataclasses
 import logging
+import warnings
 
 import numpy as np
 
@@ -112,8 +113,12 @@ class StringInputsMixin:
             shuffle = False  # the batches shuffle themselves (similar lengths together), new every epoch
         if isinstance(validation_data, (list, tuple)) and validation_data and self._takes_text(validation_data[0]):
             validation_data = self._as_dataset(validation_data, batch_size or 32, shuffle=False)
-        return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data,
-                           shuffle=shuffle, sample_weight=sample_weight, **kwargs)
+        with warnings.catch_warnings():
+            # A task that reads no pooled output (tags, spans, embeddings) leaves the pooler without gradients,
+            # which Keras warns about at the first step: expected, so not shown.
+            warnings.filterwarnings("ignore", message="Gradients do not exist for variables .*pooler")
+            return super().fit(x, y, batch_size=batch_size, epochs=epochs, validation_data=validation_data,
+                               shuffle=shuffle, sample_weight=sample_weight, **kwargs)
 
     def evaluate(self, x=None, y=None, batch_size=None, sample_weight=None, **kwargs):
         if self._takes_text(x):

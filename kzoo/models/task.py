@@ -57,14 +57,14 @@ class Task(StringInputsMixin, BatchChecksMixin, NamedInputsMixin, keras.Model):
 
     @classmethod
     def from_preset(cls, preset, load_weights=True, **kwargs):
-        """This task on `backbone_class.from_preset(preset)`, a directory saved with `save_to_preset`, or a
+        """This task on `backbone_class.from_preset(preset)`, a directory saved with `save_to_preset`, a
         converted Hugging Face directory (its heads are kept when they are this class's, else fresh heads are
-        made).
+        made), or a keras-hub preset folder (its backbone converted, fresh heads, its tokenizer).
 
         Args:
             preset: a preset name (a fresh, randomly initialised backbone) or a folder.
-            load_weights: load a `save_to_preset` folder's weights; False keeps the random initial ones. (A
-                Hugging Face folder's weights are converted either way.)
+            load_weights: load a `save_to_preset` or keras-hub folder's weights; False keeps the random initial
+                ones. (A Hugging Face folder's weights are converted either way.)
             **kwargs: `preprocessor` (else the folder's tokenizer, if it has one), `sequence_length` (of the
                 folder's preprocessor), then arguments of the task (e.g. `num_classes`, `label_names`) and
                 overrides of the backbone's config (e.g. `dropout=0.0`).
@@ -88,7 +88,7 @@ class Task(StringInputsMixin, BatchChecksMixin, NamedInputsMixin, keras.Model):
                 return model
             backbone = model if isinstance(model, Backbone) else model.backbone
             return cls._on_loaded_backbone(backbone, preset, type(model).__name__, task_kwargs)
-        if isinstance(preset, str) and os.path.isdir(preset):
+        if isinstance(preset, str) and os.path.isdir(preset) and not preset_io.is_keras_hub_directory(preset):
             record = preset_io.read_preset_config(preset)
             same_class = record["class_name"] == cls.__name__
             if same_class or "backbone" in record["config"]:  # this task's folder, or another task's
@@ -101,6 +101,7 @@ class Task(StringInputsMixin, BatchChecksMixin, NamedInputsMixin, keras.Model):
                 # Another task's folder: keep its backbone, make fresh heads.
                 return model if same_class else cls._on_loaded_backbone(model.backbone, preset,
                                                                         record["class_name"], task_kwargs)
+        # A preset name, or a keras-hub folder (its task heads, if any, are not converted: fresh ones are made).
         backbone = cls.backbone_class.from_preset(preset, load_weights=load_weights, **backbone_kwargs)
         return cls(backbone, **task_kwargs)
 
@@ -208,10 +209,19 @@ def directory_preprocessor(directory, sequence_length=None):
     path = os.path.join(directory, PREPROCESSOR_FILE)
     if present(path):
         config = read_json(path, "preprocessor config")
+        if str(config.get("registered_name", "")).startswith(preset_io.KERAS_HUB_PREFIX):  # a keras-hub task's
+            config = _keras_hub_preprocessor_settings(config)
         _check_preprocessor_config(config, path)
     if sequence_length is not None:
         config["sequence_length"] = sequence_length
     return TextPreprocessor.from_directory(directory, **config)
+
+
+def _keras_hub_preprocessor_settings(record):
+    """The settings kzoo's `TextPreprocessor` shares with a keras-hub preprocessor's saved config (its
+    `sequence_length` and `truncate`); its tokenizer is read from the folder's tokenizer files."""
+    config = record.get("config") if isinstance(record.get("config"), dict) else {}
+    return {key: config[key] for key in ("sequence_length", "truncate") if config.get(key) is not None}
 
 
 def _check_preprocessor_config(config, path):

@@ -1,10 +1,11 @@
 """`kzoo finetune`: a labelled CSV/JSONL file → a fine-tuned task model, its best checkpoint and `metrics.json`.
 
 Everything lands in one output folder:
-    best/          the task model (kzoo preset + tokenizer) at its best validation accuracy
+    best/          the task model (kzoo preset + tokenizer) at its best validation accuracy (loss: qa, embed)
     metrics.csv    one row per epoch (train and validation loss and accuracy)
     backup/        the training state after each epoch, removed once metrics.json is written
-    metrics.json   held-out test scores: accuracy, macro_f1, majority_baseline (+ int8 when asked), timings:
+    metrics.json   held-out test scores: the task's `columns` (accuracy, macro_f1, majority_baseline; embed:
+                   retrieval), + int8 when asked, timings:
                    the run has finished
 
 A run killed at any moment resumes after its last finished epoch, rerun with the same command, and ends with
@@ -47,6 +48,8 @@ class FinetuneConfig:
     max_test_examples: int | None = None  # score only the first N test rows (quick runs; the split stays the same)
     lora_rank: int | None = None
     quantize: str | None = None
+    doc_stride: int | None = None  # qa: long contexts in windows sharing this many tokens (None: truncated)
+    max_answer_length: int | None = None  # qa: the longest answer in word pieces (None: the model's, 30)
     engine: EngineConfig = dataclasses.field(default_factory=EngineConfig)  # devices, precision, accumulation
     overwrite: bool = False
     verbose: int = 1
@@ -68,12 +71,27 @@ class FinetuneConfig:
         if self.training_seed is None:
             self.training_seed = self.seed
         self.engine.one_host("kzoo finetune and kzoo distill")
+        self._check_span_options()
+
+    def _check_span_options(self):
+        """--doc-stride and --max-answer-length: for --task qa only, and in range (before any data is read; the
+        model checks doc_stride against each question's room for context)."""
+        from kzoo.models.question_answerer import check_doc_stride
+
+        for field in ("doc_stride", "max_answer_length"):
+            if getattr(self, field) is not None and self.task != "qa":
+                raise ValueError(f"--{field.replace('_', '-')} is for --task qa only; got --task {self.task}.")
+        check_doc_stride(self.doc_stride)
+        if self.max_answer_length is not None and self.max_answer_length < 1:
+            raise ValueError(f"max_answer_length must be ≥ 1; got {self.max_answer_length}.")
 
 
 def load_task_model(config, label_names):
     """The task's model on `config.source`'s backbone and tokenizer, in the engine's precision, with LoRA when
     asked."""
     kwargs = {} if label_names is None else {"label_names": label_names}
+    kwargs.update({field: getattr(config, field) for field in ("doc_stride", "max_answer_length")
+                   if getattr(config, field, None) is not None})  # qa only (FinetuneConfig checks)
     model = TASKS[config.task].model_class.from_preset(config.source, sequence_length=config.sequence_length,
                                                        **kwargs, **config.engine.dtype_options)
     if model.preprocessor is None:
@@ -197,7 +215,7 @@ def _finetune(config, task, metrics_path, splits, engine, report):
     (train_x, train_y), (val_x, val_y), (test_x, test_y), label_names = splits
     keras.utils.set_random_seed(config.training_seed)
     model = load_task_model(config, label_names)
-    compile_on(engine, model, config, len(train_y))
+    compile_on(engine, model, config, task.training_rows(model, train_x, train_y))
     report(engine.description)
     trainable = sum(int(np.prod(v.shape)) for v in model.trainable_weights)
     report(f"{type(model).__name__} on {config.source}: {model.count_params():,} parameters, {trainable:,} "
@@ -205,8 +223,8 @@ def _finetune(config, task, metrics_path, splits, engine, report):
 
     best_dir = os.path.join(config.out, "best")
     start = time.perf_counter()
-    checkpoint = fit_resumably(model, train_x, train_y, (val_x, val_y), config, engine, task, "metrics", best_dir,
-                               report)
+    checkpoint = fit_resumably(model, train_x, task.fit_targets(train_y), (val_x, task.fit_targets(val_y)), config,
+                               engine, task, "metrics", best_dir, report)
     train_seconds = time.perf_counter() - start
 
     model.load_weights(os.path.join(best_dir, "model.weights.h5"))
@@ -238,11 +256,11 @@ def _finetune(config, task, metrics_path, splits, engine, report):
     with atomic_file(metrics_path) as f:
         json.dump(summary, f, indent=2)
     remove_backup(os.path.join(config.out, "backup"))
-    table = [[name, f"{scores['accuracy']:.4f}", f"{scores['macro_f1']:.4f}", f"{scores['majority_baseline']:.4f}",
-              f"{scores['predict_seconds']:.1f}", f"{scores['weights_megabytes']:.1f}"] for name, scores in
+    table = [[name, *(f"{scores[column]:.4f}" for column in task.columns), f"{scores['predict_seconds']:.1f}",
+              f"{scores['weights_megabytes']:.1f}"] for name, scores in
              [("fp32" if config.quantize else "model", results["test"])] + [
                  (key, value) for key, value in results.items() if key != "test"]]
     report(f"\nHeld-out test split ({len(test_y):,} examples), best epoch {checkpoint.best_epoch}:")
-    report(format_table(["model", "accuracy", "macro_f1", "majority_baseline", "predict s", "weights MB"], table))
+    report(format_table(["model", *task.columns, "predict s", "weights MB"], table))
     report(f"best checkpoint in {best_dir}, metrics in {metrics_path}")
     return summary

@@ -3,6 +3,7 @@
 classify  text (+ optional pair) → a class         TextClassifier
 tokens    words → a tag per word                    TokenClassifier   (JSONL lists, or space-separated strings)
 qa        question + context → an answer span       SpanQuestionAnswerer (answer text, SQuAD dict, or empty)
+embed     pairs of texts that belong together       TextEmbedder (in-batch negatives; scored by retrieval)
 """
 
 import collections
@@ -33,7 +34,21 @@ def _two_or_more(names, what):
     return names
 
 
-class ClassifyTask:
+class FinetuneTask:
+    """What every task shares; each subclass names its fields, model, monitor and scores."""
+
+    columns = ("accuracy", "macro_f1", "majority_baseline")  # the scores `kzoo finetune` prints
+
+    def fit_targets(self, y):
+        """What `fit` gets as targets of the rows' `y` (the embed task trains on its pairs alone)."""
+        return y
+
+    def training_rows(self, model, x, y):
+        """How many rows `fit` steps over in an epoch (what the learning-rate schedule counts)."""
+        return len(y)
+
+
+class ClassifyTask(FinetuneTask):
     name = "classify"
     fields = {"text_field": "text", "pair_field": None, "label_field": "label"}
     monitor, mode = "val_accuracy", "max"
@@ -113,10 +128,14 @@ class TokensTask(ClassifyTask):
                              label_names)
 
 
-class QuestionAnsweringTask:
+class QuestionAnsweringTask(FinetuneTask):
     name = "qa"
     fields = {"text_field": "question", "pair_field": "context", "label_field": "answer"}
     monitor, mode = "val_loss", "min"
+
+    def training_rows(self, model, x, y):
+        """With a document stride, one row per window of each context."""
+        return len(y) if model.doc_stride is None else len(model.encode_examples(x).lengths)
 
     @property
     def model_class(self):
@@ -138,6 +157,8 @@ class QuestionAnsweringTask:
         return set()
 
     def predict(self, model, x, batch_size):
+        """Answer texts, decoded with the model's `doc_stride` and `max_answer_length` (--doc-stride and
+        --max-answer-length, which `load_task_model` builds it with, or its preset's)."""
         return [p["answer"] for p in model.predict_answers(*x, batch_size=batch_size)]
 
     def score(self, predicted, truth, train_labels, label_names):
@@ -152,7 +173,58 @@ class QuestionAnsweringTask:
                 "majority_answer": majority, "no_answer_share": float(np.mean([not t for t in texts]))}
 
 
-TASKS = {task.name: task for task in (ClassifyTask(), TokensTask(), QuestionAnsweringTask())}
+class EmbedTask(FinetuneTask):
+    """Pairs of texts that belong together (a question and its answer, two paraphrases): x is (anchors,
+    positives), y the positives again, for scoring. Scored by retrieval on the test split: each anchor against
+    every distinct positive of the split."""
+
+    name = "embed"
+    fields = {"text_field": "anchor", "pair_field": "positive", "label_field": None}
+    monitor, mode = "val_loss", "min"
+    columns = ("accuracy", "recall_at_10", "mrr_at_10", "chance_baseline")
+    top_k = 10
+
+    @property
+    def model_class(self):
+        from kzoo.models import TextEmbedder
+
+        return TextEmbedder
+
+    def read(self, rows, config):
+        if config.label_field:
+            raise ValueError("--task embed reads pairs (--text-field, --pair-field) and no labels; drop "
+                             "--label-field.")
+        anchors, positives = _texts(rows, config, "text_field"), _texts(rows, config, "pair_field")
+        return (anchors, positives), positives
+
+    def fit_targets(self, y):
+        return None
+
+    def label_names(self, labels):
+        return None
+
+    def held_out_labels(self, labels):
+        return set()
+
+    def predict(self, model, x, batch_size):
+        """The `top_k` distinct positives of the split most similar to each anchor, most similar first."""
+        anchors, positives = x
+        candidates = sorted(set(positives))
+        similarity = model.similarity(anchors, candidates, batch_size=batch_size)
+        nearest = np.argsort(-similarity, axis=1, kind="stable")[:, :self.top_k]
+        return [[candidates[j] for j in row] for row in nearest]
+
+    def score(self, predicted, truth, train_labels, label_names):
+        """accuracy = recall@1 (the anchor's own positive ranked first), recall_at_10, mrr_at_10 (the mean of
+        1 / rank, 0 past 10), chance_baseline = recall@1 of a random ranking (1 / distinct positives)."""
+        ranks = [found.index(positive) + 1 if positive in found else None for found, positive in zip(predicted, truth)]
+        return {"accuracy": float(np.mean([rank == 1 for rank in ranks])),
+                "recall_at_10": float(np.mean([rank is not None for rank in ranks])),
+                "mrr_at_10": float(np.mean([1 / rank if rank else 0.0 for rank in ranks])),
+                "chance_baseline": 1 / len(set(truth))}
+
+
+TASKS = {task.name: task for task in (ClassifyTask(), TokensTask(), QuestionAnsweringTask(), EmbedTask())}
 
 
 def _word_lists(rows, config, field):
