@@ -54,6 +54,11 @@ def _parity(model, hf_model, model_type):
 
 # Sharded safetensors --------------------------------------------------------------------------------------
 
+# Reading files and tokenizing do not depend on the backend: those tests run once, in the TensorFlow half (the
+# outputs of the loaded models are compared under both backends).
+ONCE = pytest.mark.skipif(keras.backend.backend() != "tensorflow", reason="backend-independent: once, under TensorFlow")
+
+
 @pytest.mark.parametrize("model_type", sorted(BASE_CLASSES))
 def test_sharded_folder_matches_transformers(tmp_path, model_type):
     hf = _hf(model_type, BASE_CLASSES[model_type])
@@ -66,6 +71,7 @@ def test_sharded_folder_matches_transformers(tmp_path, model_type):
     _parity(conversion.model, hf, model_type)
 
 
+@ONCE
 def test_sharded_folder_errors_name_the_shard_and_tensor(tmp_path):
     _hf("bert", "BertModel").save_pretrained(tmp_path, max_shard_size="20KB")
     index_path = tmp_path / "model.safetensors.index.json"
@@ -89,6 +95,7 @@ def test_sharded_folder_errors_name_the_shard_and_tensor(tmp_path):
         from_huggingface(str(tmp_path))
 
 
+@ONCE
 def test_sharded_pickles_only_with_allow_pickle(tmp_path):
     import torch
 
@@ -232,6 +239,7 @@ def test_keras_hub_preset_folder_loads_through_from_preset(tmp_path, arch):
                            ops.convert_to_numpy(expected["sequence_output"])[mask], atol=1e-3)
 
 
+@ONCE
 def test_keras_hub_task_folder_and_errors(tmp_path):
     import keras_hub
 
@@ -299,6 +307,7 @@ def _tokenizer_json_folder(tmp_path, model_type):
     return tmp_path / "hf", transformers.AutoTokenizer.from_pretrained(str(tmp_path / "hf"))
 
 
+@ONCE
 @pytest.mark.parametrize("model_type", sorted(BASE_CLASSES))
 def test_tokenizer_json_only_folders_give_transformers_ids(tmp_path, model_type):
     folder, hf = _tokenizer_json_folder(tmp_path, model_type)
@@ -312,6 +321,7 @@ def test_tokenizer_json_only_folders_give_transformers_ids(tmp_path, model_type)
     assert _ids(load_hf_tokenizer(str(tmp_path / "saved")), SENTENCES) == expected
 
 
+@ONCE
 def test_albert_tokenizer_json_without_charsmap(tmp_path):
     """The same ALBERT tokenizer.json without its Precompiled normalizer (no SentencePiece charsmap): kzoo then
     maps Unicode white space itself, as WhitespaceSplit sees it."""
