@@ -160,3 +160,13 @@ def of_backbone(backbone):
         raise ValueError(f"{cls.__name__} is none of kzoo's backbones ({', '.join(sorted(names))}) nor derives from "
                          "one.")
     return record
+
+
+def is_keras_hub_record(record):
+    """True for a JSON record keras-hub wrote (a preset's config.json, tokenizer.json or preprocessor.json): its
+    `registered_name` is "keras_hub>...".
+
+    >>> is_keras_hub_record({"registered_name": "keras_hub>BertBackbone"}), is_keras_hub_record({"model_type": "bert"})
+    (True, False)
+    """
+    return str(record.get("registered_name", "")).startswith("keras_hub>")

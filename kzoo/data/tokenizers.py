@@ -8,6 +8,7 @@ import os
 import keras
 import keras_hub
 
+from kzoo.architectures import is_keras_hub_record
 from kzoo.file_checks import describe, present, read_bytes, read_json, read_text
 
 
@@ -434,7 +435,7 @@ def load_hf_tokenizer(directory, sequence_length=None):
                               strip_accents=settings.get("strip_accents"), sequence_length=sequence_length)
     tokenizer_json = os.path.join(directory, "tokenizer.json")
     spec = read_json(tokenizer_json, "tokenizer.json") if present(tokenizer_json) else {}
-    if str(spec.get("registered_name", "")).startswith("keras_hub>"):
+    if is_keras_hub_record(spec):
         return _keras_hub_tokenizer(directory, spec, sequence_length)
     found = _tokenizer_json_wordpiece(tokenizer_json, spec, settings.get("do_lower_case", True)) if spec else None
     if found is not None:

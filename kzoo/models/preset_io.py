@@ -10,6 +10,7 @@ import json
 import os
 import tempfile
 
+from kzoo.architectures import is_keras_hub_record
 from kzoo.atomic import atomic_directory
 from kzoo.file_checks import check_readable, looks_like_path, one_line, present, read_json
 from kzoo.models.config_checks import check_arguments
@@ -18,7 +19,6 @@ from kzoo.models.registry import model_class, model_class_names
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.weights.h5"
 FORMAT = "kzoo"
-KERAS_HUB_PREFIX = "keras_hub>"  # the start of a keras-hub preset config's registered_name
 
 
 def save_preset(model, directory, overwrite=False, assets=(), extra=None):
@@ -67,7 +67,7 @@ def read_preset_config(directory):
     if not present(path):
         raise FileNotFoundError(f"{directory} is not a kzoo preset directory: {CONFIG_FILE} is missing.")
     record = read_json(path, "kzoo preset config")
-    if _is_keras_hub_record(record):
+    if is_keras_hub_record(record):
         raise ValueError(f"{path} is a keras-hub preset ({record['registered_name']}); load it with a kzoo "
                          "backbone's or task's from_preset (e.g. kzoo.models.Backbone.from_preset), which converts it.")
     if record.get("format") != FORMAT or "class_name" not in record or not isinstance(record.get("config"), dict):
@@ -112,17 +112,13 @@ def is_huggingface_directory(directory):
     return "model_type" in record and record.get("format") != FORMAT
 
 
-def _is_keras_hub_record(record):
-    return str(record.get("registered_name", "")).startswith(KERAS_HUB_PREFIX)
-
-
 def is_keras_hub_directory(directory):
     """True for a preset folder written by keras-hub (its config.json's `registered_name` is "keras_hub>...")."""
     path = os.path.join(directory, CONFIG_FILE)
     if not os.path.isfile(path):
         return False
     try:
-        return _is_keras_hub_record(read_json(path))
+        return is_keras_hub_record(read_json(path))
     except ValueError:  # not JSON, or not an object: read_preset_config names the problem
         return False
 

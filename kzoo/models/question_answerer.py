@@ -45,6 +45,13 @@ def window_ranges(total, room, doc_stride=None):
     return [(start, min(start + room, total)) for start in range(0, total - room + step, step)]
 
 
+def check_max_answer_length(max_answer_length):
+    """`max_answer_length` as an int, or a one-line ValueError when it is below 1."""
+    if int(max_answer_length) < 1:
+        raise ValueError(f"max_answer_length must be ≥ 1; got {max_answer_length}.")
+    return int(max_answer_length)
+
+
 def check_doc_stride(doc_stride):
     """`doc_stride` as an int (or None), or a one-line ValueError for anything but None or an integer ≥ 0."""
     if doc_stride is None:
@@ -186,8 +193,7 @@ class SpanQuestionAnswerer(Task):
     _output_pad_value = _MASKED
 
     def __init__(self, backbone, dropout=0.0, max_answer_length=30, doc_stride=None, **kwargs):
-        if int(max_answer_length) < 1:
-            raise ValueError(f"max_answer_length must be ≥ 1; got {max_answer_length}.")
+        max_answer_length = check_max_answer_length(max_answer_length)
         doc_stride = check_doc_stride(doc_stride)
         inputs = dict(backbone.input)
         features = backbone(inputs)
@@ -203,7 +209,7 @@ class SpanQuestionAnswerer(Task):
         self._backbone_features = features
         self.qa_outputs = qa_outputs
         self.dropout = dropout
-        self.max_answer_length = int(max_answer_length)
+        self.max_answer_length = max_answer_length
         self.doc_stride = doc_stride
 
     def _task_config(self):

@@ -6,6 +6,7 @@ import os
 
 import keras
 
+from kzoo.architectures import is_keras_hub_record
 from kzoo.file_checks import present, read_json
 from kzoo.models import preset_io
 from kzoo.models.backbone import Backbone
@@ -209,7 +210,7 @@ def directory_preprocessor(directory, sequence_length=None):
     path = os.path.join(directory, PREPROCESSOR_FILE)
     if present(path):
         config = read_json(path, "preprocessor config")
-        if str(config.get("registered_name", "")).startswith(preset_io.KERAS_HUB_PREFIX):  # a keras-hub task's
+        if is_keras_hub_record(config):  # a keras-hub task's
             config = _keras_hub_preprocessor_settings(config)
         _check_preprocessor_config(config, path)
     if sequence_length is not None:

@@ -206,5 +206,5 @@ class TextEmbedder(Task):
         """
         a, b = (self.encode(v, batch_size) if isinstance(v, (str, bytes)) or looks_like_text(v) else
                 np.asarray(v, "float32") for v in (a, b))
-        a, b = (v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-12) for v in (a, b))
+        a, b = (ops.convert_to_numpy(l2_normalize(v)) for v in (a, b))
         return a @ b.T

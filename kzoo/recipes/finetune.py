@@ -76,14 +76,14 @@ class FinetuneConfig:
     def _check_span_options(self):
         """--doc-stride and --max-answer-length: for --task qa only, and in range (before any data is read; the
         model checks doc_stride against each question's room for context)."""
-        from kzoo.models.question_answerer import check_doc_stride
+        from kzoo.models.question_answerer import check_doc_stride, check_max_answer_length
 
         for field in ("doc_stride", "max_answer_length"):
             if getattr(self, field) is not None and self.task != "qa":
                 raise ValueError(f"--{field.replace('_', '-')} is for --task qa only; got --task {self.task}.")
         check_doc_stride(self.doc_stride)
-        if self.max_answer_length is not None and self.max_answer_length < 1:
-            raise ValueError(f"max_answer_length must be ≥ 1; got {self.max_answer_length}.")
+        if self.max_answer_length is not None:
+            check_max_answer_length(self.max_answer_length)
 
 
 def load_task_model(config, label_names):
